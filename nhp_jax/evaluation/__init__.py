@@ -1,0 +1,1 @@
+"""Evaluation: the three HPatches benchmarks (verification, matching, retrieval) as JAX kernels."""

@@ -1,0 +1,23 @@
+"""Shared fixtures. TensorFlow never sees a GPU; JAX runs on whatever is there."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES_FOR_TF", "")
+
+import numpy as np
+import pytest
+
+from nhp_jax.data import patchset
+
+
+@pytest.fixture
+def random_patchset():
+  """A tiny random PatchSet: 2 i_ + 2 v_ sequences with 7, 5, 9, 6 labels."""
+  rng = np.random.default_rng(0)
+  seqs = {}
+  for name, n in (("i_one", 7), ("v_two", 5), ("i_three", 9), ("v_four", 6)):
+    clean = rng.integers(0, 256, (n, 16, 32, 32), dtype=np.uint8)
+    noisy = rng.integers(0, 256, (n, 16, 32, 32), dtype=np.uint8)
+    seqs[name] = (clean, noisy)
+  return patchset.from_arrays(seqs)
