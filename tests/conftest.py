@@ -1,9 +1,8 @@
-"""Shared fixtures. TensorFlow never sees a GPU; JAX runs on whatever is there."""
+"""Shared fixtures."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("CUDA_VISIBLE_DEVICES_FOR_TF", "")
 
 import numpy as np
 import pytest
