@@ -18,6 +18,8 @@ INSTALL_REQUIRES = [
     "ml_collections>=1.0,<2",
     "clu>=0.0.12,<0.1",
     "scikit-image>=0.25,<0.27",
+    "pillow>=10,<13",
+    "scipy>=1.13,<2",
     "matplotlib>=3.9,<4",
     "tqdm>=4.66,<5",
 ]

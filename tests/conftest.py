@@ -1,8 +1,12 @@
 """Shared fixtures."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests never write to the user's caches: embedded datasets (validated by
+# their manifests, safe to share between workers and runs) go to a temp folder.
+os.environ["NHP_DATA_HOME"] = os.path.join(tempfile.gettempdir(), "nhp_jax-test-data")
 
 import numpy as np
 import pytest
