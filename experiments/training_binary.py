@@ -1,0 +1,49 @@
+"""Command line shared by the training binaries: --config, --workdir, --data_dir.
+
+On a CPU-only host this first splits the CPU into one XLA device per core
+(`nhp_jax.train.host_devices`), before JAX is imported, so the data-parallel
+mesh uses every core; set XLA_FLAGS=--xla_force_host_platform_device_count=N
+to choose N yourself.
+"""
+
+import os
+import sys
+
+from nhp_jax.train import host_devices
+
+host_devices.use_all_cores()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def main(default_config: str) -> None:
+  """Defines the flags and runs `loop.train_and_evaluate` under absl.
+
+  Args:
+    default_config: file name in experiments/configs used when --config is absent.
+  """
+  config = config_flags.DEFINE_config_file(
+      "config", default=os.path.join(CONFIG_DIR, default_config), lock_config=True,
+      help_string="experiment config file[:smoke]; override fields with --config.a.b=value")
+  workdir = flags.DEFINE_string("workdir", None, "folder for checkpoints, metrics.jsonl, "
+                                "learning curves and TensorBoard; rerun to resume",
+                                required=True)
+  data_dir = flags.DEFINE_string("data_dir", None, "N-HPatches or HPatches root; absent: "
+                                 "the embedded dataset (generated on first use)")
+
+  def run(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from nhp_jax import errors
+    from nhp_jax.train import loop
+    try:
+      loop.train_and_evaluate(config.value, workdir.value, data_dir.value)
+    except errors.NhpError as e:   # bad config, data or checkpoint, or NaN: no traceback
+      logging.error("%s: %s", type(e).__name__, e)
+      sys.exit(1)
+
+  app.run(run)

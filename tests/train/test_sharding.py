@@ -1,0 +1,102 @@
+"""Data parallelism: device-count logic here; 8 vs 1 devices in a subprocess (the XLA flag
+must be set before JAX starts, and the rest of the suite runs on one device)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nhp_jax import errors
+from nhp_jax.train import host_devices, sharding
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+@pytest.mark.parametrize("batch, requested, available, expected", [
+    (50, 0, 8, 5), (48, 0, 8, 8), (50, 0, 2, 2), (7, 0, 2, 1), (50, 2, 8, 2), (50, 0, 1, 1)])
+def test_data_parallel_size(batch, requested, available, expected):
+  assert sharding.data_parallel_size(batch, requested, available) == expected
+
+
+def test_data_parallel_size_rejects_bad_requests():
+  with pytest.raises(errors.ConfigError, match="not divisible by parallel.num_devices=3"):
+    sharding.data_parallel_size(50, 3, 8)
+  with pytest.raises(errors.ConfigError, match="16 requested, 8 available"):
+    sharding.data_parallel_size(64, 16, 8)
+
+
+def test_host_devices_respects_the_user():
+  env = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
+  cores = host_devices.use_all_cores(env)
+  assert cores >= 1
+  assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {host_devices.FLAG}={cores}"
+  env = {"XLA_FLAGS": f"{host_devices.FLAG}=1"}
+  assert host_devices.use_all_cores(env) is None
+  assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=1"
+
+
+# Runs one train step and one eval step of each workload on meshes of 8 and 1 devices.
+_SCRIPT = r"""
+import functools, json
+import jax, jax.numpy as jnp, ml_collections, numpy as np
+from nhp_jax.train import sharding, steps
+from nhp_jax.train import state as state_lib
+
+assert jax.device_count() == 8, jax.devices()
+opt = {"name": "sgd", "learning_rate": 1e-3, "momentum": 0.9, "nesterov": True,
+       "schedule": "constant", "warmup_steps": 0, "end_factor": 0.0, "frozen": ()}
+rng = np.random.default_rng(0)
+B = 16
+workloads = {
+    "unet_shallow": ({}, steps.denoiser_train_step, steps.denoiser_eval_step, ("noisy", "clean")),
+    # Dropout on: its masks must not depend on how the batch is split.
+    "l2net": ({"dropout_rate": 0.3}, steps.descriptor_train_step, steps.descriptor_eval_step,
+              ("anchor", "positive", "negative")),
+}
+out = {}
+for name, (kwargs, train, evaluate, keys) in workloads.items():
+  config = ml_collections.ConfigDict({"dtype": "float32", "optimizer": opt,
+                                      "model": {"name": name, "kwargs": kwargs}})
+  model = state_lib.build_model(config)
+  init = jax.jit(lambda: state_lib.create_train_state(
+      config, model, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 1)), 10))()
+  batch = {k: rng.integers(0, 256, (B, 32, 32, 1), dtype=np.uint8) for k in keys}
+  eval_batch = dict(batch, mask=np.ones(B, np.float32))
+  results = {}
+  for n in (8, 1):
+    mesh = sharding.make_mesh(n)
+    global_batch = sharding.shard_batch(batch, mesh)
+    shards = global_batch[keys[0]].addressable_shards
+    assert len(shards) == n and all(s.data.shape[0] == B // n for s in shards)
+    state = sharding.replicate(jax.device_get(init), mesh)
+    state, metrics = sharding.jit_train_step(train, mesh)(state, global_batch)
+    sums = sharding.jit_eval_step(evaluate, mesh)(state, sharding.shard_batch(eval_batch, mesh))
+    results[n] = jax.device_get((state.params, state.batch_stats, metrics, sums))
+  (p8, s8, m8, e8), (p1, s1, m1, e1) = results[8], results[1]
+  # Tolerance relative to each leaf's largest value (summation order differs
+  # across devices), with an absolute floor for biases before batch norm,
+  # whose ~1e-11 gradients are pure rounding.
+  params_close = all(np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)) + 1e-7
+                     for a, b in zip(jax.tree.leaves((p8, s8)), jax.tree.leaves((p1, s1))))
+  out[name] = {"loss": [float(m8["loss"]), float(m1["loss"])],
+               "eval_loss": [float(e8["loss"]), float(e1["loss"])],
+               "grad_norm": [float(m8["grad_norm"]), float(m1["grad_norm"])],
+               "params_close": params_close}
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_eight_devices_match_one():
+  env = dict(os.environ, XLA_FLAGS=f"{host_devices.FLAG}=8", JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+  results = json.loads(line[len("RESULT "):])
+  for name, r in results.items():
+    for key in ("loss", "eval_loss", "grad_norm"):
+      eight, one = r[key]
+      assert eight == pytest.approx(one, rel=1e-5), (name, key)
+    assert r["params_close"], name
