@@ -1,0 +1,55 @@
+"""Exports a run's descriptors in the HPatches benchmark's CSV layout.
+
+  python -m experiments.export_descriptors --workdir=WORKDIR --out_dir=DESCS
+      [--data_dir=DATA] [--split=a] [--input=denoised]
+
+restores the descriptor (and denoiser) checkpoints of WORKDIR (a run folder
+with denoiser/ and descriptor/, or a descriptor workdir), describes the
+--input test patches of --split, and writes `DESCS/<seq>/<image>.csv` (one
+row per patch, `--delimiter` separated), all or nothing, so that the official
+benchmark (`hpatches_eval.py --descr-dir=...`) or `experiments.evaluate
+--descriptors_dir=DESCS` can score them. Without --data_dir the data is the
+embedded dataset the descriptor was trained on.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "run folder (denoiser/ + descriptor/) or a "
+                               "descriptor training workdir", required=True)
+_DENOISER_WORKDIR = flags.DEFINE_string("denoiser_workdir", None, "overrides the run "
+                                        "folder's denoiser/")
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "destination folder (must not exist unless "
+                               "--overwrite)", required=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "dataset root; absent: the embedded dataset "
+                                "the descriptor was trained on")
+_SPLIT = flags.DEFINE_string("split", "a", "split whose test sequences are described")
+_INPUT = flags.DEFINE_enum("input", "denoised", ["noisy", "clean", "denoised"],
+                           "which patches are described")
+_STEP = flags.DEFINE_string("step", "best", "checkpoint: best, latest or a step number")
+_DELIMITER = flags.DEFINE_enum("delimiter", ",", [",", ";"], "CSV value separator")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace an existing --out_dir")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # pylint: disable=g-import-not-at-top
+  from nhp_jax.evaluation import descriptor_io, from_checkpoints
+  step = int(_STEP.value) if _STEP.value.isdigit() else _STEP.value
+  descriptor, denoiser, patches, _ = from_checkpoints.restore_with_test_split(
+      _WORKDIR.value, split=_SPLIT.value, data_dir=_DATA_DIR.value,
+      denoiser_workdir=_DENOISER_WORKDIR.value, step=step)
+  descs = from_checkpoints.describe(patches, descriptor, denoiser, (_INPUT.value,))
+  if _INPUT.value not in descs:
+    raise app.UsageError(f"--input={_INPUT.value} needs a denoiser: {_WORKDIR.value} has no "
+                         f"{from_checkpoints.DENOISER_SUBDIR}/ and no --denoiser_workdir given")
+  descriptor_io.write_descriptor_folder(descs[_INPUT.value], _OUT_DIR.value,
+                                        delimiter=_DELIMITER.value, overwrite=_OVERWRITE.value)
+  logging.info("wrote %d sequences x 16 images of %d-d descriptors to %s",
+               len(patches.sequences), descs[_INPUT.value].dim, _OUT_DIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)
