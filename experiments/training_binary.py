@@ -1,9 +1,8 @@
 """Command line shared by the training binaries: --config, --workdir, --data_dir.
 
-On a CPU-only host this first splits the CPU into one XLA device per core
-(`nhp_jax.train.host_devices`), before JAX is imported, so the data-parallel
-mesh uses every core; set XLA_FLAGS=--xla_force_host_platform_device_count=N
-to choose N yourself.
+Before JAX is imported, `NHP_CPU_DEVICES=auto` (or a number) splits a
+CPU-only host into one XLA device per core (`nhp_jax.train.host_devices`), so
+the data-parallel mesh uses every core; XLA_FLAGS set by the user win.
 """
 
 import os
@@ -11,7 +10,7 @@ import sys
 
 from nhp_jax.train import host_devices
 
-host_devices.use_all_cores()
+host_devices.configure_from_env()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app, flags, logging  # noqa: E402

@@ -37,6 +37,22 @@ def test_host_devices_respects_the_user():
   assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=1"
 
 
+def test_host_devices_from_env_is_opt_in():
+  env = {}
+  assert host_devices.configure_from_env(env) is None
+  assert "XLA_FLAGS" not in env
+  env = {host_devices.ENV: "3"}
+  assert host_devices.configure_from_env(env) == 3
+  assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=3"
+  env = {host_devices.ENV: "auto"}
+  assert host_devices.configure_from_env(env) >= 1
+  env = {host_devices.ENV: "4", "XLA_FLAGS": f"{host_devices.FLAG}=2"}
+  assert host_devices.configure_from_env(env) is None
+  assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=2"
+  with pytest.raises(ValueError, match="NHP_CPU_DEVICES"):
+    host_devices.configure_from_env({host_devices.ENV: "0"})
+
+
 # Runs one train step and one eval step of each workload on meshes of 8 and 1 devices.
 _SCRIPT = r"""
 import functools, json
