@@ -280,6 +280,10 @@ def generate_verification(counts: Sequence[int] | np.ndarray,
                           n_pairs: int = OFFICIAL_N_PAIRS) -> types.VerificationTask:
   """The three pair files `gen_verif` writes for these test sequences.
 
+  With HPatches' split-a counts this reproduces the first rows of the
+  shipped split-a files that the benchmark's documentation prints (see
+  tests/evaluation/test_task_files.py).
+
   Args:
     counts: (S,) int, patches per test sequence, in split order (the order
       `np.random.choice(split['test'], ...)` draws from).
