@@ -1,12 +1,14 @@
-"""Atomic file output: write to a temporary name in the same folder, then rename.
+"""Atomic output: write to a temporary name in the same folder, then rename.
 
-A reader never sees a half-written file: either the old file (or none) or the
-complete new one. Every file nhp_jax writes goes through here.
+A reader never sees a half-written file or folder: either the old one (or
+none) or the complete new one. Every file and folder nhp_jax writes goes
+through here.
 """
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from typing import Any, Iterator
 
@@ -47,3 +49,44 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
   """Atomically writes `obj` as indented JSON to `path`."""
   write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, *, replace: bool = True) -> Iterator[str]:
+  """Yields an empty temporary folder beside `path`; on success it becomes `path`.
+
+  The temporary folder is named `.<name>.tmp-*` (so stale ones can be found)
+  and gets the permissions of a folder made with the current umask.
+
+  Args:
+    path: final destination folder.
+    replace: True: an existing `path` is swapped out and removed after the
+      new folder is in place. False: `path` is a cache entry that another
+      process may finish first; if it exists when ours is complete, theirs is
+      kept and ours discarded (remove an untrusted leftover yourself before
+      leaving the block).
+
+  On an exception the temporary folder is removed and `path` is untouched.
+  """
+  path = os.path.abspath(os.fspath(path))
+  parent = os.path.dirname(path)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the folder from other users
+  try:
+    yield tmp
+    if replace and os.path.exists(path):
+      old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
+      os.replace(path, os.path.join(old, "d"))
+      os.replace(tmp, path)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      try:
+        os.rename(tmp, path)
+      except OSError:
+        if replace or not os.path.isdir(path):  # else another process finished it first
+          raise
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)

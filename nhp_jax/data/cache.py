@@ -19,11 +19,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 
 import numpy as np
 
+from nhp_jax import atomic
 from nhp_jax.data import layout as layout_lib
 from nhp_jax.data import noise
 from nhp_jax.data import patchset
@@ -105,11 +105,9 @@ def _open_entry(entry: str, key: str) -> patchset.PatchSet | None:
 def _build_entry(entry: str, key: str, source: reader.Source, sequences: list[str],
                  workers: int | None) -> None:
   """Decodes the split into a temporary folder and renames it onto `entry`."""
-  parent = os.path.dirname(entry)
   offsets = reader.count_labels(source, sequences, workers)  # all headers checked first
   shape = _shape(offsets)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(entry)}.tmp-", dir=parent)
-  try:
+  with atomic.atomic_dir(entry, replace=False) as tmp:
     arrays = [np.lib.format.open_memmap(os.path.join(tmp, f"{a}.npy"), mode="w+",
                                         dtype=np.uint8, shape=shape) for a in _ARRAYS]
     reader.read_into(source, sequences, offsets, *arrays, workers=workers)
@@ -122,13 +120,6 @@ def _build_entry(entry: str, key: str, source: reader.Source, sequences: list[st
       json.dump(index, f)
     if os.path.exists(entry):  # an untrusted leftover under the same key
       shutil.rmtree(entry)
-    try:
-      os.rename(tmp, entry)
-    except OSError:
-      if not os.path.isdir(entry):  # not a concurrent run that won the race
-        raise
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _tidy(cache_dir: str, prefix: str, keep: str) -> None:

@@ -38,9 +38,7 @@ import json
 import math
 import multiprocessing
 import os
-import shutil
 import sys
-import tempfile
 import time
 from typing import Callable
 
@@ -52,6 +50,7 @@ import skimage.data
 import skimage.feature
 from PIL import Image
 
+from nhp_jax import atomic
 from nhp_jax.data import layout
 from nhp_jax.data import noise as noise_lib
 from nhp_jax.data import splits as splits_lib
@@ -616,13 +615,7 @@ def write_dataset(out_dir: str | os.PathLike, config: GeneratorConfig, workers: 
   out_dir = os.path.abspath(os.fspath(out_dir))
   if os.path.exists(out_dir) and not overwrite:
     raise DataError(f"{out_dir}: already exists (overwrite=True, or --overwrite, replaces it)")
-  parent = os.path.dirname(out_dir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the dataset from other users
-  try:
+  with atomic.atomic_dir(out_dir) as tmp:
     names = sequence_names(config)
     seq_root = os.path.join(tmp, "hpatches")
     workers = min(workers or os.cpu_count() or 1, len(names)) if _can_fork() else 1
@@ -653,16 +646,6 @@ def write_dataset(out_dir: str | os.PathLike, config: GeneratorConfig, workers: 
         f.write(json.dumps(obj, indent=1) + "\n")
       nbytes += os.path.getsize(os.path.join(tmp, fname))
     splits_lib.load_splits(tmp)  # the file we just wrote must validate
-    if os.path.exists(out_dir):
-      old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
-      os.replace(out_dir, os.path.join(old, "d"))
-      os.replace(tmp, out_dir)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.replace(tmp, out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return {"out_dir": out_dir, "sequences": len(counts), "labels": labels,
           "patches": labels * layout.NUM_IMAGES, "bytes": nbytes,
           "seconds": round(time.perf_counter() - start, 2)}

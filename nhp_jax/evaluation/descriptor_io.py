@@ -18,13 +18,12 @@ import concurrent.futures
 import math
 import multiprocessing
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
+from nhp_jax import atomic
 from nhp_jax.data import layout
 from nhp_jax.errors import DescriptorError
 from nhp_jax.evaluation import types
@@ -253,23 +252,10 @@ def write_descriptor_folder(descs: types.DescriptorSet, root: str | os.PathLike,
   root = os.path.abspath(os.fspath(root))
   if os.path.exists(root) and not overwrite:
     raise FileExistsError(f"{root}: already exists (pass overwrite to replace it)")
-  parent = os.path.dirname(root)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp-", dir=parent)
-  try:
+  with atomic.atomic_dir(root) as tmp:
     for s, name in enumerate(descs.sequences):
       rows = descs.descs[descs.offsets[s]:descs.offsets[s + 1]]
       os.mkdir(os.path.join(tmp, name))
       for i, image in enumerate(layout.IMAGE_TYPES):
         with open(image_path(tmp, name, image), "w", encoding="ascii") as f:
           f.write(_file_text(rows[:, i], delimiter))
-    if os.path.exists(root):
-      old = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.old-", dir=parent)
-      os.replace(root, os.path.join(old, "d"))
-      os.replace(tmp, root)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.replace(tmp, root)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise

@@ -22,13 +22,12 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 
 from absl import logging
 import numpy as np
 
+from nhp_jax import atomic
 from nhp_jax.errors import DataError, TaskFileError
 from nhp_jax.evaluation import types
 
@@ -423,23 +422,13 @@ def _cache_key(kind: str, split: str, sequences: Sequence[str], counts: np.ndarr
 def _write_cache(folder: str, arrays: dict[str, np.ndarray], csvs: dict[str, str],
                  spec: dict) -> None:
   """Writes a cache entry into a temporary sibling, renamed onto `folder` when complete."""
-  parent = os.path.dirname(folder)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
-  try:
+  with atomic.atomic_dir(folder, replace=False) as tmp:
     np.savez(os.path.join(tmp, "arrays.npz"), **arrays)
     for name, text in csvs.items():
       with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
         f.write(text)
     with open(os.path.join(tmp, "spec.json"), "w", encoding="utf-8") as f:
       json.dump(spec, f, indent=1)
-    try:
-      os.rename(tmp, folder)
-    except OSError:
-      if not os.path.isdir(folder):  # else another process finished the same entry first
-        raise
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read_cache(folder: str) -> dict[str, np.ndarray] | None:

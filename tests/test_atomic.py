@@ -1,0 +1,37 @@
+"""Atomic files and folders: complete or absent, never partial."""
+
+import os
+
+import pytest
+
+from nhp_jax import atomic
+
+
+def test_atomic_path_renames_on_success_and_cleans_on_error(tmp_path):
+  target = tmp_path / "out.json"
+  atomic.write_json(target, {"a": 1})
+  assert target.read_text() == '{\n  "a": 1\n}\n'
+  with pytest.raises(RuntimeError):
+    with atomic.atomic_path(target) as tmp:
+      open(tmp, "w").write("partial")
+      raise RuntimeError("killed")
+  assert target.read_text() == '{\n  "a": 1\n}\n'
+  assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_atomic_dir_replaces_or_keeps_and_never_leaves_partial_folders(tmp_path):
+  dest = tmp_path / "d"
+  with atomic.atomic_dir(dest) as tmp:
+    open(os.path.join(tmp, "x"), "w").write("1")
+  assert (dest / "x").read_text() == "1"
+  with atomic.atomic_dir(dest) as tmp:   # replace=True swaps the old folder out
+    open(os.path.join(tmp, "y"), "w").write("2")
+  assert sorted(os.listdir(dest)) == ["y"]
+  with atomic.atomic_dir(dest, replace=False) as tmp:   # a finished entry wins
+    open(os.path.join(tmp, "z"), "w").write("3")
+  assert sorted(os.listdir(dest)) == ["y"]
+  with pytest.raises(RuntimeError):
+    with atomic.atomic_dir(tmp_path / "e") as tmp:
+      open(os.path.join(tmp, "x"), "w").write("partial")
+      raise RuntimeError("killed")
+  assert sorted(os.listdir(tmp_path)) == ["d"]
