@@ -495,17 +495,38 @@ def _pixels_digest(ref_patches: Sequence[np.ndarray]) -> str:
   return h.hexdigest()
 
 
+def retrieval_sizes(ref_patches: Sequence[np.ndarray]) -> tuple[int, int]:
+  """(n_queries, n_distractors) for generated lists: official unless the data is too small.
+
+  HPatches' test splits hold well over 30,000 textured `ref` patches, so they
+  get the official 10,000 queries and 20,000 distractors (and the official
+  rows). A smaller dataset would see every textured patch become a query and
+  no distractor remain, making every retrieval AP 1; there a third of the
+  textured patches become queries and the rest distractors.
+
+  Args:
+    ref_patches: per test sequence, its `ref` patches (N_s, H, W) uint8.
+  """
+  textured_count = int(sum(int(textured(p).sum()) for p in ref_patches))
+  if textured_count >= OFFICIAL_N_QUERIES + OFFICIAL_N_DISTRACTORS:
+    return OFFICIAL_N_QUERIES, OFFICIAL_N_DISTRACTORS
+  n_queries = max(1, textured_count // 3)
+  return n_queries, max(1, textured_count - n_queries)
+
+
 def cached_retrieval(split: str, sequences: Sequence[str], ref_patches: Sequence[np.ndarray],
                      cache_dir: str) -> tuple[types.RetrievalTask, str]:
-  """Generated retrieval lists (official sizes), from the cache or generated and cached now."""
+  """Generated retrieval lists (`retrieval_sizes`), from the cache or generated and cached now."""
   counts = np.array([len(p) for p in ref_patches], np.int64)
+  n_queries, n_distractors = retrieval_sizes(ref_patches)
   folder = os.path.join(cache_dir, _cache_key(
-      "retrieval", split, sequences, counts, n_queries=OFFICIAL_N_QUERIES,
-      n_distractors=OFFICIAL_N_DISTRACTORS, pixels=_pixels_digest(ref_patches)))
+      "retrieval", split, sequences, counts, n_queries=n_queries,
+      n_distractors=n_distractors, pixels=_pixels_digest(ref_patches)))
   arrays = _read_cache(folder)
   if arrays is None:
-    logging.info("generating retrieval lists for split %s (%d sequences)", split, len(sequences))
-    task = generate_retrieval(ref_patches)
+    logging.info("generating retrieval lists for split %s (%d sequences): %d queries, "
+                 "%d distractors at most", split, len(sequences), n_queries, n_distractors)
+    task = generate_retrieval(ref_patches, n_queries, n_distractors)
     csvs = {RETRIEVAL_FILES["queries"].format(split): retrieval_file_text(task.queries, sequences),
             RETRIEVAL_FILES["distractors"].format(split):
                 retrieval_file_text(task.distractors, sequences)}

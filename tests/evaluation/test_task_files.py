@@ -335,3 +335,18 @@ def test_generator_reproduces_published_official_rows():
   counts = {s: HPATCHES_SPLIT_A_COUNTS[s] for s in names}
   _, retr = task_files.load_tasks("a", counts, tasks=("retrieval",))
   assert len(retr.queries) == 10_000
+
+
+def test_retrieval_sizes_official_on_large_data_and_leave_distractors_on_small():
+  rng = np.random.default_rng(0)
+  textured_patches = lambda n: rng.integers(0, 256, (n, 8, 8), dtype=np.uint8)  # std >> 10
+  flat = np.full((50, 8, 8), 128, np.uint8)                                       # std 0
+  assert task_files.retrieval_sizes([textured_patches(20_000), textured_patches(10_000)]) == (
+      task_files.OFFICIAL_N_QUERIES, task_files.OFFICIAL_N_DISTRACTORS)
+  small = [textured_patches(300), np.concatenate([textured_patches(300), flat])]
+  assert task_files.retrieval_sizes(small) == (200, 400)
+  task = task_files.generate_retrieval(small, *task_files.retrieval_sizes(small))
+  assert len(task.queries) == 200
+  assert 300 < len(task.distractors) <= 400   # drawn with replacement: nearly all remain
+  qs = set(map(tuple, task.queries.tolist()))
+  assert not qs & set(map(tuple, task.distractors.tolist()))
