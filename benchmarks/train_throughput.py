@@ -1,0 +1,255 @@
+"""Training and inference throughput of the project's own step functions, as one JSON line.
+
+Times, for each requested host-device count (one subprocess each, since
+XLA_FLAGS must be set before JAX is imported):
+
+  * the L2-Net triplet train step (`steps.descriptor_train_step`, SGD lr 0.1,
+    dropout on), patches/s = 3 * B / step time, for each B in --batch;
+  * the shallow UNet MAE train step (`steps.denoiser_train_step`, SGD
+    Nesterov lr 1e-5 momentum 0.9), pairs/s = B / step time;
+  * L2-Net inference through `inference.make_describe_fn` (eval mode), one
+    call on --infer_batch uint8 patches, patches/s;
+  * the evaluator's path: denoise (shallow UNet) -> clip -> uint8 -> L2-Net,
+    through `inference.make_describe_fn(denoiser=...)` over
+    --infer_blocks blocks of --infer_batch patches, patches/s.
+
+Train steps are jitted with `sharding.jit_train_step` on the ("data",) mesh
+that `sharding.data_parallel_size` picks (as the training loop does), and
+each timed step includes sharding the host uint8 batch onto the mesh. Every
+figure is the median / min / max of the per-step rates. Achieved FLOP/s use
+the analytic multiply-add counts below (training = 3 x forward: forward,
+input gradient, kernel gradient); the fraction of peak uses
+cores x --flops_per_cycle x the clock in /proc/cpuinfo.
+
+  python -m benchmarks.train_throughput                     # what a user gets
+  python -m benchmarks.train_throughput --devices=1,2,4,8   # scaling table
+  python -m benchmarks.train_throughput --bn_passes=1 --dtype=bfloat16
+
+Device settings: "default" is what the training binaries do
+(`host_devices.configure_from_env()`: $NHP_CPU_DEVICES if set, else one
+device); "auto" is one device per usable core (`host_devices.use_all_cores()`);
+a number forces `--xla_force_host_platform_device_count`. A setting is
+ignored if XLA_FLAGS already names a count.
+"""
+
+import argparse
+import functools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+# Multiply-adds x 2 of one forward pass, per patch (L2-Net) or per pair (UNet).
+# L2-Net: six 3x3 convs (32x32x1->32, 32x32x32->32, /2 32->64, 16x16 64->64,
+# /2 64->128, 8x8 128->128) and the 8x8x128 -> 128 head.
+L2NET_FORWARD_FLOPS = 2 * (1024 * 9 * 1 * 32 + 1024 * 9 * 32 * 32 + 256 * 9 * 32 * 64
+                           + 256 * 9 * 64 * 64 + 64 * 9 * 64 * 128 + 64 * 9 * 128 * 128
+                           + 8192 * 128)
+# Shallow UNet: 3x3 1->16 at 32x32, 3x3 16->32 at 16x16, 2x2 32->64 at 32x32,
+# 3x3 80->64 and 3x3 64->1 at 32x32.
+UNET_FORWARD_FLOPS = 2 * (1024 * 9 * 1 * 16 + 256 * 9 * 16 * 32 + 1024 * 4 * 32 * 64
+                          + 1024 * 9 * 80 * 64 + 1024 * 9 * 64 * 1)
+TRAIN_FACTOR = 3  # forward + input gradient + kernel gradient
+WORKLOADS = ("triplet", "unet", "infer", "describe")
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--devices", default="default",
+                 help="comma-separated host-device settings: 'default' (as the training "
+                      "binaries), 'auto' (one per core) or a count")
+  p.add_argument("--batch", default="50,256", help="comma-separated train batch sizes")
+  p.add_argument("--bn_passes", type=int, choices=(1, 3), default=3,
+                 help="descriptor batch-norm passes (3: the Keras baseline)")
+  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+  p.add_argument("--steps", type=int, default=10, help="timed steps per figure")
+  p.add_argument("--warmup", type=int, default=2, help="untimed steps (after compiling)")
+  p.add_argument("--infer_batch", type=int, default=1024)
+  p.add_argument("--infer_blocks", type=int, default=4,
+                 help="blocks per timed call of the denoise -> describe path")
+  p.add_argument("--only", default=",".join(WORKLOADS),
+                 help=f"comma-separated subset of {','.join(WORKLOADS)}")
+  p.add_argument("--flops_per_cycle", type=float, default=64.0,
+                 help="fp32 FLOP per cycle per core for the peak (2 x 512-bit FMA = 64)")
+  p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  return p.parse_args(argv)
+
+
+def _summary(times: list[float], items: int, flops_per_item: float, peak: float) -> dict:
+  rates = [items / t for t in times]
+  median = statistics.median(rates)
+  return {"median": round(median, 1), "min": round(min(rates), 1), "max": round(max(rates), 1),
+          "median_step_ms": round(1000 * statistics.median(times), 2), "steps": len(times),
+          "gflops": round(median * flops_per_item / 1e9, 1),
+          "peak_fraction": round(median * flops_per_item / peak, 3)}
+
+
+def _timed(fn, warmup: int, steps: int) -> list[float]:
+  """Calls fn() (which blocks until its result is ready) warmup + steps times."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return times
+
+
+def clock_hz() -> float:
+  """The first 'cpu MHz' of /proc/cpuinfo in Hz (0 where there is none)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("cpu MHz"):
+          return float(line.split(":")[1]) * 1e6
+  except OSError:
+    pass
+  return 0.0
+
+
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor()
+
+
+def run_child(args) -> dict:
+  """Runs the workloads in this process; returns the results.
+
+  The process is set up as the training binaries set theirs up
+  (`host_devices.configure_from_env()`, before JAX is imported), so the
+  figures follow whatever that does.
+  """
+  from nhp_jax.train import host_devices
+  host_devices.configure_from_env()
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from experiments.configs import denoiser as denoiser_config
+  from experiments.configs import descriptor as descriptor_config
+  from nhp_jax import inference
+  from nhp_jax.models import get_model
+  from nhp_jax.train import sharding
+  from nhp_jax.train import state as state_lib
+  from nhp_jax.train import steps
+
+  cores = len(os.sched_getaffinity(0))
+  peak = cores * args.flops_per_cycle * (clock_hz() or 1.0)
+  rng = np.random.default_rng(0)
+  only = set(args.only.split(","))
+  results = {}
+
+  def train_figure(config, step_fn, keys, batch, flops_per_item, items_per_example):
+    config.dtype = args.dtype
+    mesh = sharding.make_mesh(sharding.data_parallel_size(batch))
+    model = state_lib.build_model(config)
+    state = state_lib.create_train_state(config, model, jax.random.PRNGKey(0),
+                                         jnp.zeros((1, 32, 32, 1)), 1000)
+    state = sharding.replicate(state, mesh)
+    host = {k: rng.integers(0, 256, (batch, 32, 32, 1), dtype=np.uint8) for k in keys}
+    step = sharding.jit_train_step(step_fn, mesh)
+    box = [state]
+
+    def one():
+      box[0], metrics = step(box[0], sharding.shard_batch(host, mesh))
+      jax.block_until_ready(metrics["loss"])
+
+    one()  # compile
+    return dict(devices_used=mesh.size, **_summary(
+        _timed(one, args.warmup, args.steps), items_per_example * batch,
+        TRAIN_FACTOR * flops_per_item, peak))
+
+  dtype = state_lib.DTYPES[args.dtype]
+  for b in (int(x) for x in args.batch.split(",") if x):
+    if "triplet" in only:
+      step_fn = functools.partial(steps.descriptor_train_step, bn_passes=args.bn_passes)
+      results[f"l2net_triplet_train_b{b}"] = dict(
+          unit="patches/s", **train_figure(descriptor_config.get_config(), step_fn,
+                                           ("anchor", "positive", "negative"), b,
+                                           L2NET_FORWARD_FLOPS, 3))
+    if "unet" in only:
+      results[f"unet_train_b{b}"] = dict(
+          unit="pairs/s", **train_figure(denoiser_config.get_config(),
+                                         steps.denoiser_train_step, ("noisy", "clean"), b,
+                                         UNET_FORWARD_FLOPS, 1))
+
+  nb = args.infer_batch
+  kwargs = {} if args.dtype == "float32" else {"dtype": dtype}
+  l2net = get_model("l2net", **kwargs)
+  l2net_vars = l2net.init(jax.random.PRNGKey(1), jnp.zeros((1, 32, 32, 1)))
+  if "infer" in only:
+    fn = inference.make_describe_fn(l2net, l2net_vars, nb)
+    x = rng.integers(0, 256, (nb, 32, 32, 1), dtype=np.uint8)
+    fn(x)
+    results[f"l2net_infer_b{nb}"] = dict(unit="patches/s", **_summary(
+        _timed(lambda: fn(x), args.warmup, args.steps), nb, L2NET_FORWARD_FLOPS, peak))
+  if "describe" in only:
+    unet = get_model("unet_shallow", **kwargs)
+    unet_vars = unet.init(jax.random.PRNGKey(2), jnp.zeros((1, 32, 32, 1)))
+    fn = inference.make_describe_fn(l2net, l2net_vars, nb, denoiser=(unet, unet_vars))
+    x = rng.integers(0, 256, (nb * args.infer_blocks, 32, 32, 1), dtype=np.uint8)
+    fn(x)
+    results[f"denoise_describe_b{nb}"] = dict(unit="patches/s", **_summary(
+        _timed(lambda: fn(x), args.warmup, max(args.steps // 2, 3)), x.shape[0],
+        L2NET_FORWARD_FLOPS + UNET_FORWARD_FLOPS, peak))
+  return {"jax": jax.__version__, "backend": jax.default_backend(),
+          "xla_flags": os.environ.get("XLA_FLAGS", ""),
+          "device_count": jax.device_count(), "peak_gflops": round(peak / 1e9, 1),
+          "results": results}
+
+
+def _child_env(devices: str) -> dict:
+  """Environment of the subprocess for one device setting, read by `host_devices`."""
+  env = dict(os.environ)
+  if devices != "default":
+    env["NHP_CPU_DEVICES"] = devices
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
+  return env
+
+
+def main(argv=None) -> None:
+  args = parse_args(argv)
+  if args.child:
+    print(json.dumps(run_child(args)))
+    return
+  forwarded = [f"--{k}={v}" for k, v in vars(args).items() if k not in ("devices", "child")]
+  runs = {}
+  start = time.perf_counter()
+  for devices in args.devices.split(","):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.train_throughput", "--child",
+                           *forwarded], env=_child_env(devices), stdout=subprocess.PIPE, text=True)
+    if proc.returncode:
+      raise SystemExit(f"train_throughput child for devices={devices} failed "
+                       f"(exit {proc.returncode})")
+    runs[devices] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"done devices={devices}", file=sys.stderr)
+  print(json.dumps({
+      "script": "train_throughput",
+      "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+      "python": platform.python_version(),
+      "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+      "affinity": sorted(os.sched_getaffinity(0)), "clock_mhz": round(clock_hz() / 1e6),
+      "flops_per_cycle": args.flops_per_cycle,
+      "settings": {"bn_passes": args.bn_passes, "dtype": args.dtype, "batch": args.batch,
+                   "steps": args.steps, "warmup": args.warmup,
+                   "infer_batch": args.infer_batch, "infer_blocks": args.infer_blocks},
+      "loadavg": os.getloadavg(),
+      "wall_s": round(time.perf_counter() - start, 1),
+      "runs": runs,
+  }))
+
+
+if __name__ == "__main__":
+  main()
