@@ -96,7 +96,8 @@ def evaluate_descriptor_set(descs: types.DescriptorSet,
                             metric: str = "l2",
                             cache_dir: str | os.PathLike | None = None,
                             scorers: Mapping[str, Scorer] | None = None,
-                            meta: Mapping[str, Any] | None = None) -> dict:
+                            meta: Mapping[str, Any] | None = None,
+                            ref_patches: Callable[[], list[np.ndarray]] | None = None) -> dict:
   """Scores descriptors of a split's test sequences on the chosen benchmarks.
 
   Args:
@@ -113,6 +114,10 @@ def evaluate_descriptor_set(descs: types.DescriptorSet,
     scorers: {task: fn(descs, verification_task, retrieval_task, metric) ->
       result dict}; default `default_scorers(metric)`.
     meta: extra entries for details["meta"] of the document.
+    ref_patches: returns the `ref` patches (N_s, H, W) uint8 per sequence of
+      `descs`, from which retrieval lists are generated when needed;
+      default: read from `data_dir` (required for a subset of a sequence's
+      labels, which the files on disk do not match).
 
   Returns:
     The `report.results_json` document.
@@ -124,7 +129,8 @@ def evaluate_descriptor_set(descs: types.DescriptorSet,
   scorers = scorers if scorers is not None else default_scorers(metric)
   start = time.perf_counter()
   wanted = tuple(t for t in task_files.TASKS if t in tasks)
-  ref_patches = ref_patches_reader(data_dir, descs.sequences) if data_dir is not None else None
+  if ref_patches is None and data_dir is not None:
+    ref_patches = ref_patches_reader(data_dir, descs.sequences)
   verif, retr = task_files.load_tasks(split, descs, tasks_dir=tasks_dir, data_dir=data_dir,
                                       n_pairs=n_pairs, ref_patches=ref_patches,
                                       cache_dir=cache_dir, tasks=wanted)

@@ -1,0 +1,79 @@
+"""Reproduces every study of the seed's report in sequence at one scale.
+
+  python -m experiments.reproduce --scale=smoke  --workdir=/tmp/studies_smoke   # seconds
+  python -m experiments.reproduce --scale=medium --workdir=workdirs/studies     # ~1 h, 2-core CPU
+  python -m experiments.reproduce --scale=full --data_dir=N-HPatches --workdir=workdirs/full
+
+Studies (experiments/configs/studies/): baseline (Fig. 4), denoisers
+(Fig. 6), descriptor_input (Fig. 8), triplets (Fig. 10), final (Fig. 11),
+curves (Figs. 2, 3, 9, 14, 15). Runs they share are trained once; finished
+runs and scored rows are skipped, unfinished runs resume from their last
+checkpoint, so rerunning after an interruption continues where it stopped.
+Writes `<workdir>/RESULTS.md` with every study's table and wall time.
+"""
+
+from nhp_jax.train import host_devices
+
+host_devices.configure_from_env()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import importlib  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+
+STUDIES = ("baseline", "denoisers", "descriptor_input", "triplets", "final", "curves")
+
+_SCALE = flags.DEFINE_enum("scale", "medium", ["smoke", "medium", "full"], "study scale")
+_STUDIES = flags.DEFINE_list("studies", list(STUDIES), "which studies, in order")
+_WORKDIR = flags.DEFINE_string("workdir", "workdirs/studies", "study root")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "N-HPatches root (scale full)")
+
+
+def study_config(name: str, scale: str):
+  """The config of study `name` at `scale`.
+
+  Raises:
+    ConfigError: an unknown study (listing the known ones).
+  """
+  from nhp_jax import errors
+  if name not in STUDIES:
+    raise errors.ConfigError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
+  return importlib.import_module(f"experiments.configs.studies.{name}").get_config(scale)
+
+
+def reproduce(scale: str, studies, workdir: str, data_dir: str | None = None) -> list[dict]:
+  """Runs `studies` in order; writes `<workdir>/RESULTS.md`; returns their documents."""
+  from experiments import study_runner
+  from nhp_jax import atomic
+  configs = [study_config(name, scale) for name in studies]   # every name checked first
+  docs = []
+  for i, config in enumerate(configs):
+    logging.info("study %d/%d: %s", i + 1, len(configs), config.title)
+    docs.append(study_runner.run_study(config, workdir, data_dir))
+  parts = [f"# Studies at scale `{scale}`\n", "| study | wall time of its run |", "|---|---|"]
+  parts += [f"| [{d['title']}]({d['study']}/results.md) | {d['wall_seconds'] / 60:.1f} min |"
+            for d in docs]
+  for d in docs:
+    with open(os.path.join(workdir, d["study"], "results.md")) as f:
+      body = f.read()
+    parts.append("\n" + body.replace("](", f"]({d['study']}/").replace(
+        f"]({d['study']}/{d['study']}/", f"]({d['study']}/"))
+  atomic.write_text(os.path.join(workdir, "RESULTS.md"), "\n".join(parts) + "\n")
+  return docs
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from nhp_jax import errors
+  try:
+    reproduce(_SCALE.value, _STUDIES.value, _WORKDIR.value, _DATA_DIR.value)
+  except errors.NhpError as e:
+    logging.error("%s: %s", type(e).__name__, e)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

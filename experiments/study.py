@@ -1,0 +1,49 @@
+"""Runs one of the seed's studies end to end: train what it needs, score, write table and plots.
+
+  python -m experiments.study --config=experiments/configs/studies/baseline.py:medium \
+      --workdir=workdirs/studies
+  python -m experiments.study --config=experiments/configs/studies/final.py:full \
+      --workdir=workdirs/studies_full --data_dir=N-HPatches
+
+The config argument is the scale: smoke (seconds), medium (the embedded
+medium dataset, minutes to an hour on a laptop CPU) or full (N-HPatches and
+the seed's settings). Runs shared between studies are trained once under
+`<workdir>/runs/`; rerun the command to resume. Results go to
+`<workdir>/<study>/results.{md,json}` with PNG plots beside them.
+"""
+
+from nhp_jax.train import host_devices
+
+host_devices.configure_from_env()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import sys  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "a study config: experiments/configs/studies/<study>.py:<scale>",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", "workdirs/studies", "study root: runs/, evals/, "
+                               "<study>/results.md")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "N-HPatches root (scale full); absent: the "
+                                "embedded dataset of the scale")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _CONFIG.value is None:
+    raise app.UsageError("--config=experiments/configs/studies/<study>.py:<scale> is required")
+  from experiments import study_runner
+  from nhp_jax import errors
+  try:
+    study_runner.run_study(_CONFIG.value, _WORKDIR.value, _DATA_DIR.value)
+  except errors.NhpError as e:   # bad config, data or checkpoint, or NaN: no traceback
+    logging.error("%s: %s", type(e).__name__, e)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

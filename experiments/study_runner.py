@@ -1,0 +1,330 @@
+"""Runs a study config: trains the runs it names, scores its rows, writes its table and plots.
+
+One runner for every study (`experiments/configs/studies/*.py`). Under a
+study root (`--workdir`):
+
+  runs/<run>/          one training workdir per run of the catalogue, shared
+                       by every study naming it; DONE.json when finished
+  evals/<key>.json     one results document per (descriptor, input, denoiser)
+  denoised/<key>.npy   denoised test patches, reused by every row of a denoiser
+  <study>/results.md   the study's table (+ results.json, results.png, curves)
+
+Everything resumes: a finished run (DONE.json matching its config and
+data) is skipped, an unfinished one restarts from its last checkpoint, and
+a row whose results document matches its settings is not scored again.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+from absl import logging
+import ml_collections
+import numpy as np
+
+from experiments.configs.studies import catalogue
+from nhp_jax import atomic
+from nhp_jax import errors
+from nhp_jax import inference
+from nhp_jax.data import layout
+from nhp_jax.data import patchset as patchset_lib
+from nhp_jax.evaluation import from_checkpoints
+from nhp_jax.evaluation import plots as eval_plots
+from nhp_jax.evaluation import report
+from nhp_jax.evaluation import runner
+from nhp_jax.evaluation import types
+from nhp_jax.train import loop
+from nhp_jax.train import plots as train_plots
+from nhp_jax.train import tasks as tasks_lib
+
+RUNS_DIR, EVALS_DIR, DENOISED_DIR = "runs", "evals", "denoised"
+DONE_FILE = "DONE.json"
+SYNTHETIC_NOTE = ("Synthetic data (the embedded generated dataset), not N-HPatches: compare "
+                  "directions with the seed, not values.")
+
+
+def _digest(obj) -> str:
+  return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _data_name(data_dir: str | None, config: ml_collections.ConfigDict) -> str:
+  if "data" not in config:   # the AWGN pretraining: photos bundled with scikit-image
+    return "awgn:scikit-image"
+  if data_dir is not None:
+    return os.path.abspath(data_dir)
+  return f"embedded:{config.data.embedded_size}-seed{config.data.embedded_seed}"
+
+
+def run_dir(root: str, name: str) -> str:
+  return os.path.join(root, RUNS_DIR, name)
+
+
+def run_config(name: str, scale: str, root: str) -> ml_collections.ConfigDict:
+  """The full training config of catalogue run `name`, with the workdirs of the runs it needs.
+
+  Raises:
+    ConfigError: an unknown run name (listing the known ones).
+  """
+  if name not in catalogue.RUNS:
+    raise errors.ConfigError(f"unknown run {name!r}; known: {', '.join(catalogue.RUNS)}")
+  run = catalogue.RUNS[name]
+  config = run.make(scale)
+  for field, dep in run.needs:
+    section, key = field.split(".")
+    config[section][key] = run_dir(root, dep)
+  return config
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+  """A finished run: its config fingerprint, data, training wall time and epochs."""
+  name: str
+  fingerprint: str
+  data: str
+  seconds: float
+  steps: int
+
+
+def _read_done(path: str) -> dict | None:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    return None
+  except (OSError, json.JSONDecodeError) as e:
+    logging.warning("%s: unreadable (%s); the run is checked again", path, e)
+    return None
+
+
+def train_run(name: str, scale: str, root: str, data_dir: str | None) -> RunRecord:
+  """Trains run `name` (after the runs it needs) unless a matching finished run is there.
+
+  Raises:
+    ConfigError: the run folder holds a finished run of another config or dataset.
+    CheckpointError, NumericsError, DataError: from training.
+  """
+  config = run_config(name, scale, root)
+  for _, dep in catalogue.RUNS[name].needs:
+    train_run(dep, scale, root, data_dir)
+  workdir = run_dir(root, name)
+  fingerprint, data = _digest(config.to_dict()), _data_name(data_dir, config)
+  done_path = os.path.join(workdir, DONE_FILE)
+  done = _read_done(done_path)
+  if done is not None:
+    if done.get("fingerprint") != fingerprint or done.get("data") != data:
+      raise errors.ConfigError(
+          f"{done_path}: run {name!r} finished with another config or dataset (expected config "
+          f"{fingerprint} on {data}, found {done.get('fingerprint')} on {done.get('data')}); "
+          f"use another --workdir or delete {workdir}")
+    logging.info("run %s: finished earlier (%s), skipped", name, workdir)
+    return RunRecord(name, fingerprint, data, float(done["seconds"]), int(done["steps"]))
+  logging.info("run %s -> %s", name, workdir)
+  began = time.perf_counter()
+  state = loop.train_and_evaluate(config, workdir, data_dir)
+  seconds = time.perf_counter() - began
+  steps = int(state.step)
+  atomic.write_json(done_path, {"run": name, "fingerprint": fingerprint, "data": data,
+                                "seconds": round(seconds, 1), "steps": steps})
+  return RunRecord(name, fingerprint, data, seconds, steps)
+
+
+def first_labels(patches: patchset_lib.PatchSet, per_sequence: int) -> patchset_lib.PatchSet:
+  """The first `per_sequence` labels of every sequence (all of them for 0 or fewer)."""
+  if per_sequence <= 0 or (patches.counts() <= per_sequence).all():
+    return patches
+  labels = np.concatenate([np.arange(patches.offsets[i],
+                                     min(patches.offsets[i] + per_sequence, patches.offsets[i + 1]))
+                           for i in range(len(patches.sequences))])
+  return tasks_lib.take_labels(patches, labels)
+
+
+def _describe(pixels: np.ndarray, descriptor: from_checkpoints.RestoredModel,
+              what: str) -> np.ndarray:
+  """(L, 16, D) float32 descriptors of (L, 16, 32, 32) uint8 pixels; NaN/Inf is an error."""
+  fn = inference.make_describe_fn(*descriptor.pair)
+  descs = fn(pixels.reshape((-1, layout.PATCH_SIZE, layout.PATCH_SIZE, 1)))
+  bad = ~np.isfinite(descs).all(axis=-1)
+  if bad.any():
+    raise errors.NumericsError(f"{descriptor.workdir}: {int(bad.sum())} of {len(bad)} "
+                               f"descriptors of {what} contain NaN or Inf")
+  return descs.reshape(pixels.shape[0], layout.NUM_IMAGES, -1)
+
+
+def _denoised(patches: patchset_lib.PatchSet, denoiser: from_checkpoints.RestoredModel,
+              path: str) -> np.ndarray:
+  """The denoised (clipped, truncated to uint8) noisy patches, cached at `path`."""
+  if os.path.isfile(path):
+    cached = np.load(path, mmap_mode="r")
+    if cached.shape == patches.noisy.shape and cached.dtype == np.uint8:
+      return np.asarray(cached)
+    logging.warning("%s: shape %s, expected %s; denoising again", path, cached.shape,
+                    patches.noisy.shape)
+  began = time.perf_counter()
+  fn = inference.make_denoise_fn(*denoiser.pair, as_uint8=True)
+  out = fn(patches.noisy.reshape((-1, layout.PATCH_SIZE, layout.PATCH_SIZE, 1)))
+  out = out.reshape(patches.noisy.shape)
+  logging.info("denoised %d patches with %s in %.1f s", out.shape[0] * out.shape[1],
+               denoiser.workdir, time.perf_counter() - began)
+  with atomic.atomic_path(path, suffix=".npy") as tmp:
+    np.save(tmp, out)
+  return out
+
+
+def evaluate_row(row: dict, study: ml_collections.ConfigDict, root: str,
+                 data_dir: str | None, runs: dict[str, RunRecord]) -> dict:
+  """The results document of one row, from evals/ when its settings match, else scored.
+
+  Raises:
+    ConfigError: a denoised row without a denoiser, or an unknown input.
+  """
+  kind = row["input"]
+  if kind not in from_checkpoints.INPUTS:
+    raise errors.ConfigError(f"study {study.name}, row {row['label']!r}: input must be one of "
+                             f"{', '.join(from_checkpoints.INPUTS)}, found {kind!r}")
+  if kind == "denoised" and not row["denoiser"]:
+    raise errors.ConfigError(f"study {study.name}, row {row['label']!r}: input 'denoised' "
+                             f"needs a denoiser run")
+  den_name = row["denoiser"] if kind == "denoised" else ""
+  ev = study.evaluation
+  subset = {"split": study.split, "labels_per_sequence": ev.labels_per_sequence,
+            "data": runs[row["descriptor"]].data}
+  settings = dict(subset, n_pairs=ev.n_pairs, input=kind,
+                  descriptor=[row["descriptor"], runs[row["descriptor"]].fingerprint],
+                  denoiser=[den_name, runs[den_name].fingerprint] if den_name else None)
+  key = f"{row['descriptor']}-{kind}" + (f"-{den_name}" if den_name else "")
+  path = os.path.join(root, EVALS_DIR, key + ".json")
+  if os.path.isfile(path):
+    with open(path) as f:
+      doc = json.load(f)
+    if doc.get("details", {}).get("meta", {}).get("study_settings") == settings:
+      logging.info("row %r: scored earlier (%s)", row["label"], path)
+      return doc
+  began = time.perf_counter()
+  descriptor, denoiser, test, used_data_dir = from_checkpoints.restore_with_test_split(
+      None, split=study.split, data_dir=data_dir,
+      descriptor_workdir=run_dir(root, row["descriptor"]),
+      denoiser_workdir=run_dir(root, den_name) if den_name else None)
+  patches = first_labels(test, ev.labels_per_sequence)
+  if kind == "denoised":
+    name = f"{den_name}-{_digest([subset, runs[den_name].fingerprint])}.npy"
+    pixels = _denoised(patches, denoiser, os.path.join(root, DENOISED_DIR, name))
+  else:
+    pixels = patches.clean if kind == "clean" else patches.noisy
+  descs = types.DescriptorSet(patches.sequences, patches.offsets,
+                              _describe(pixels, descriptor, f"{kind} patches"))
+  ref = None
+  if patches is not test:   # a subset of each sequence: its own ref pixels, not the files'
+    ref = lambda: [np.asarray(patches.clean[patches.sequence_slice(s), 0])  # noqa: E731
+                   for s in patches.sequences]
+  doc = runner.evaluate_descriptor_set(
+      descs, study.split, data_dir=used_data_dir, n_pairs=ev.n_pairs, ref_patches=ref,
+      meta={"mode": "study", "row": row["label"], "study_settings": settings,
+            "descriptor_step": descriptor.step,
+            "denoiser_step": denoiser.step if denoiser else None,
+            "seconds_with_inference": round(time.perf_counter() - began, 1)})
+  report.write_results(path, doc)
+  return doc
+
+
+def _records(root: str, name: str) -> list[dict]:
+  path = os.path.join(run_dir(root, name), loop.METRICS_FILE)
+  if not os.path.isfile(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _fmt(x) -> str:
+  return "-" if x is None else f"{x:.3f}"
+
+
+def results_table(rows: list[dict]) -> str:
+  """Markdown: one line per row, the three mAPs, their mean and the seed's figures."""
+  lines = ["| pipeline | verification | matching | retrieval | mean | seed (N-HPatches) |",
+           "|---|---|---|---|---|---|"]
+  for r in rows:
+    seed = " / ".join(f"{v:.3f}" for v in r["seed"]) if r["seed"] else "-"
+    lines.append(f"| {r['label']} | {_fmt(r['verification'])} | {_fmt(r['matching'])} | "
+                 f"{_fmt(r['retrieval'])} | {_fmt(r['mean'])} | {seed} |")
+  return "\n".join(lines) + "\n"
+
+
+def runs_table(records: list[RunRecord]) -> str:
+  lines = ["| run | steps | training wall time |", "|---|---|---|"]
+  lines += [f"| {r.name} | {r.steps} | {r.seconds / 60:.1f} min |" for r in records]
+  return "\n".join(lines) + "\n"
+
+
+def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None = None) -> dict:
+  """Trains, scores and reports one study; returns its results document.
+
+  Writes `<root>/<study.name>/results.{md,json}`, `results.png` (when it has
+  rows) and one `<curve name>.png` per curve.
+
+  Raises:
+    ConfigError: scale `full` without `data_dir`, unknown runs or inputs.
+  """
+  if study.scale == "full" and data_dir is None:
+    raise errors.ConfigError(f"study {study.name}: scale 'full' is the seed's N-HPatches setting; "
+                             "pass --data_dir=<N-HPatches root> (medium/smoke use the embedded "
+                             "dataset)")
+  root = os.path.abspath(root)
+  began = time.perf_counter()
+  names = [r[k] for r in study.rows for k in ("descriptor", "denoiser") if r[k]]
+  names += [n for curve in study.curves for n in curve["runs"]]
+  if not names:
+    raise errors.ConfigError(f"study {study.name}: names no runs (no rows, no curves)")
+  for name in names:   # fail on a typo before hours of training
+    run_config(name, study.scale, root)
+  runs = {}
+  for name in dict.fromkeys(names):
+    runs[name] = train_run(name, study.scale, root, data_dir)
+  rows = []
+  for row in study.rows:
+    doc = evaluate_row(row, study, root, data_dir, runs)
+    maps = [doc.get(t) for t in report.TASKS]
+    rows.append({"label": row["label"], **dict(zip(report.TASKS, maps)),
+                 "mean": float(np.mean(maps)) if None not in maps else None,
+                 "seed": list(row["seed"]), "descriptor": row["descriptor"],
+                 "denoiser": row["denoiser"], "input": row["input"],
+                 "patches": doc["details"]["meta"].get("patches")})
+  out_dir = os.path.join(root, study.name)
+  os.makedirs(out_dir, exist_ok=True)
+  plots = []
+  if rows:
+    eval_plots.plot_map_bars({r["label"]: [r[t] or 0.0 for t in report.TASKS] for r in rows},
+                             os.path.join(out_dir, "results.png"), title=study.title)
+    plots.append("results.png")
+  for curve in study.curves:
+    train_plots.plot_run_curves({n: _records(root, n) for n in curve["runs"]},
+                                os.path.join(out_dir, curve["name"] + ".png"),
+                                metric=curve["metric"], label=curve["metric"],
+                                title=curve["title"])
+    plots.append(curve["name"] + ".png")
+  seconds = time.perf_counter() - began
+  ev = study.evaluation
+  data = next(r.data for r in runs.values() if not r.data.startswith("awgn:"))
+  header = f"# {study.title}\n\nScale `{study.scale}`, data `{data}`"
+  if rows:
+    header += (f", split {study.split} test sequences, "
+               + (f"first {ev.labels_per_sequence} labels per sequence"
+                  if ev.labels_per_sequence > 0 else "every label")
+               + f", {ev.n_pairs:,} verification pairs per file")
+  header += f". Wall time of this invocation: {seconds / 60:.1f} min.\n"
+  if data.startswith("embedded:"):
+    header += f"\n{SYNTHETIC_NOTE}\n"
+  md = header
+  if rows:
+    md += "\n" + results_table(rows)
+  md += "\nTraining runs:\n\n" + runs_table(list(runs.values()))
+  md += "".join(f"\n![{p}]({p})\n" for p in plots)
+  doc = {"study": study.name, "title": study.title, "scale": study.scale, "data": data,
+         "evaluation": ev.to_dict(), "rows": rows,
+         "runs": {n: dataclasses.asdict(r) for n, r in runs.items()},
+         "plots": plots, "wall_seconds": round(seconds, 1)}
+  atomic.write_json(os.path.join(out_dir, "results.json"), doc)
+  atomic.write_text(os.path.join(out_dir, "results.md"), md)
+  print(md, flush=True)
+  return doc
