@@ -35,6 +35,7 @@ from nhp_jax.evaluation import plots as eval_plots
 from nhp_jax.evaluation import report
 from nhp_jax.evaluation import runner
 from nhp_jax.evaluation import types
+from nhp_jax.train import checkpointing
 from nhp_jax.train import loop
 from nhp_jax.train import plots as train_plots
 from nhp_jax.train import tasks as tasks_lib
@@ -59,6 +60,24 @@ def _data_name(data_dir: str | None, config: ml_collections.ConfigDict) -> str:
 
 def run_dir(root: str, name: str) -> str:
   return os.path.join(root, RUNS_DIR, name)
+
+
+def _comparable_config(name: str, scale: str) -> dict:
+  """The run's flattened config without the workdirs of the runs it needs (a root may move)."""
+  run = catalogue.RUNS[name]
+  flat = checkpointing.flat_config(run.make(scale))
+  flat.update({field: f"<run {dep}>" for field, dep in run.needs})
+  return flat
+
+
+def config_conflicts(saved: dict, current: dict) -> list[str]:
+  """Fields whose values differ, or that the current config lost.
+
+  Fields added to a config since a run finished are not conflicts: new
+  fields come with defaults that keep the earlier behaviour.
+  """
+  return [f"{k}: {saved[k]!r} -> {current[k]!r}" if k in current else f"{k}: removed"
+          for k in sorted(saved) if current.get(k, object()) != saved[k]]
 
 
 def run_config(name: str, scale: str, root: str) -> ml_collections.ConfigDict:
@@ -109,24 +128,27 @@ def train_run(name: str, scale: str, root: str, data_dir: str | None) -> RunReco
   for _, dep in catalogue.RUNS[name].needs:
     train_run(dep, scale, root, data_dir)
   workdir = run_dir(root, name)
-  fingerprint, data = _digest(config.to_dict()), _data_name(data_dir, config)
+  comparable, data = _comparable_config(name, scale), _data_name(data_dir, config)
   done_path = os.path.join(workdir, DONE_FILE)
   done = _read_done(done_path)
   if done is not None:
-    if done.get("fingerprint") != fingerprint or done.get("data") != data:
+    conflicts = config_conflicts(done.get("config", {}), comparable)
+    if conflicts or done.get("data") != data:
       raise errors.ConfigError(
-          f"{done_path}: run {name!r} finished with another config or dataset (expected config "
-          f"{fingerprint} on {data}, found {done.get('fingerprint')} on {done.get('data')}); "
+          f"{done_path}: run {name!r} finished with another config or dataset "
+          f"({'; '.join(conflicts) or 'same config'}; data {done.get('data')} -> {data}); "
           f"use another --workdir or delete {workdir}")
     logging.info("run %s: finished earlier (%s), skipped", name, workdir)
-    return RunRecord(name, fingerprint, data, float(done["seconds"]), int(done["steps"]))
+    return RunRecord(name, done["fingerprint"], data, float(done["seconds"]), int(done["steps"]))
+  fingerprint = _digest(comparable)
   logging.info("run %s -> %s", name, workdir)
   began = time.perf_counter()
   state = loop.train_and_evaluate(config, workdir, data_dir)
   seconds = time.perf_counter() - began
   steps = int(state.step)
   atomic.write_json(done_path, {"run": name, "fingerprint": fingerprint, "data": data,
-                                "seconds": round(seconds, 1), "steps": steps})
+                                "seconds": round(seconds, 1), "steps": steps,
+                                "config": comparable})
   return RunRecord(name, fingerprint, data, seconds, steps)
 
 

@@ -67,8 +67,15 @@ def test_finished_run_of_another_config_is_an_error(smoke_baseline, monkeypatch)
     c.seed = 7
     return c
   monkeypatch.setitem(catalogue.RUNS, "unet_shallow", catalogue.Run(changed))
-  with pytest.raises(errors.ConfigError, match="unet_shallow.*another config"):
+  with pytest.raises(errors.ConfigError, match="unet_shallow.*another config.*seed: 0 -> 7"):
     study_runner.train_run("unet_shallow", "smoke", root, None)
+
+
+def test_config_conflicts_ignore_added_fields():
+  saved = {"a": 1, "b": "x"}
+  assert study_runner.config_conflicts(saved, {"a": 1, "b": "x", "new": 3}) == []
+  assert study_runner.config_conflicts(saved, {"a": 2, "b": "x"}) == ["a: 1 -> 2"]
+  assert study_runner.config_conflicts(saved, {"a": 1}) == ["b: removed"]
 
 
 def test_first_labels_matches_a_loop(random_patchset):
