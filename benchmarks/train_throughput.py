@@ -27,7 +27,7 @@ cores x --flops_per_cycle x the clock in /proc/cpuinfo.
 
 Device settings: "default" is what the training binaries do
 (`host_devices.configure_from_env()`: $NHP_CPU_DEVICES if set, else one
-device); "auto" is one device per usable core (`host_devices.use_all_cores()`);
+device per usable core); "auto" is one device per usable core (`host_devices.use_all_cores()`);
 a number forces `--xla_force_host_platform_device_count`. A setting is
 ignored if XLA_FLAGS already names a count.
 """

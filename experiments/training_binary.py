@@ -1,8 +1,9 @@
 """Command line shared by the training binaries: --config, --workdir, --data_dir.
 
-Before JAX is imported, `NHP_CPU_DEVICES=auto` (or a number) splits a
-CPU-only host into one XLA device per core (`nhp_jax.train.host_devices`), so
-the data-parallel mesh uses every core; XLA_FLAGS set by the user win.
+Before JAX is imported, the CPU backend gets one XLA host device per core
+(`nhp_jax.train.host_devices`; `NHP_CPU_DEVICES=N` sets the count, 1 turns the
+split off), so the data-parallel mesh uses every core; XLA_FLAGS set by the
+user win.
 """
 
 import os

@@ -6,6 +6,10 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests never write to the user's caches: embedded datasets (validated by
 # their manifests, safe to share between workers and runs) go to a temp folder.
+# Binaries started by tests keep one XLA CPU device (their default is one per
+# core): pytest-xdist already runs a worker per core. tests/train/test_sharding.py
+# covers several devices.
+os.environ.setdefault("NHP_CPU_DEVICES", "1")
 os.environ["NHP_DATA_HOME"] = os.path.join(tempfile.gettempdir(), "nhp_jax-test-data")
 
 import numpy as np

@@ -30,27 +30,41 @@ def test_data_parallel_size_rejects_bad_requests():
 def test_host_devices_respects_the_user():
   env = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
   cores = host_devices.use_all_cores(env)
-  assert cores >= 1
-  assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {host_devices.FLAG}={cores}"
+  assert cores == host_devices.usable_cores() >= 1
+  assert env["XLA_FLAGS"].startswith(f"--xla_dump_to=/tmp/x {host_devices.FLAG}={cores}")
   env = {"XLA_FLAGS": f"{host_devices.FLAG}=1"}
   assert host_devices.use_all_cores(env) is None
   assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=1"
 
 
-def test_host_devices_from_env_is_opt_in():
+def test_host_devices_default_one_per_core():
   env = {}
-  assert host_devices.configure_from_env(env) is None
-  assert "XLA_FLAGS" not in env
+  assert host_devices.configure_from_env(env) == host_devices.usable_cores()
+  env = {host_devices.ENV: "1"}
+  assert host_devices.configure_from_env(env) == 1
+  assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=1"   # one device: no collectives, no timeout
   env = {host_devices.ENV: "3"}
   assert host_devices.configure_from_env(env) == 3
-  assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=3"
-  env = {host_devices.ENV: "auto"}
-  assert host_devices.configure_from_env(env) >= 1
+  assert env["XLA_FLAGS"] == (f"{host_devices.FLAG}=3 {host_devices.TIMEOUT_FLAG}="
+                              f"{host_devices.COLLECTIVE_TIMEOUT_S}")
+  env = {host_devices.ENV: "3", "XLA_FLAGS": f"{host_devices.TIMEOUT_FLAG}=5"}
+  host_devices.configure_from_env(env)
+  assert env["XLA_FLAGS"] == f"{host_devices.TIMEOUT_FLAG}=5 {host_devices.FLAG}=3"
   env = {host_devices.ENV: "4", "XLA_FLAGS": f"{host_devices.FLAG}=2"}
   assert host_devices.configure_from_env(env) is None
   assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=2"
   with pytest.raises(ValueError, match="NHP_CPU_DEVICES"):
     host_devices.configure_from_env({host_devices.ENV: "0"})
+
+
+def test_xla_accepts_the_timeout_flag():
+  """An unknown XLA flag aborts at backend start: check this jaxlib knows the timeout flag."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+  host_devices.set_device_count(2, env)
+  out = subprocess.run([sys.executable, "-c", "import jax; print(jax.device_count())"],
+                       env=env, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.strip().splitlines()[-1] == "2"
 
 
 # Runs one train step and one eval step of each workload on meshes of 8 and 1 devices.
