@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nhp_jax import resources
 from nhp_jax.data import layout
 from nhp_jax.data.patchset import PatchSet
 from nhp_jax.errors import ConfigError, DataError, NumericsError
@@ -47,6 +48,11 @@ def _check_patches(x: np.ndarray) -> np.ndarray:
                                          np.issubdtype(x.dtype, np.floating)):
     raise DataError(f"inference input must be (N, 32, 32, 1) uint8 or float patches, "
                     f"found {x.dtype} {x.shape}")
+  if x.dtype != np.uint8:
+    bad = ~np.isfinite(x).all(axis=(1, 2, 3))
+    if bad.any():
+      raise NumericsError(f"inference input: {int(bad.sum())} of {len(bad)} patches hold NaN or "
+                          f"Inf pixels, the first is patch {int(np.argmax(bad))}")
   return x
 
 
@@ -165,7 +171,9 @@ def describe_patchset(patches: PatchSet, descriptor: ModelAndVariables,
     (L, 16, D) float32 descriptors, axis 1 in `layout.IMAGE_TYPES` order.
 
   Raises:
-    ConfigError: unknown input, or "denoised" without a denoiser.
+    ConfigError: unknown input, "denoised" without a denoiser, or a
+      batch_size whose block would not fit in the device's free memory.
+    DataError: the host cannot hold the descriptors (`resources.check`).
     NumericsError: a descriptor is NaN or Inf.
   """
   if input not in INPUTS:
@@ -173,11 +181,19 @@ def describe_patchset(patches: PatchSet, descriptor: ModelAndVariables,
   if input == "denoised" and denoiser is None:
     raise ConfigError("describe_patchset: input 'denoised' needs a denoiser, found None")
   pixels = patches.clean if input == "clean" else patches.noisy
+  # Fails (or warns) now, naming batch_size, rather than running out of memory midway.
+  resources.check_describe(pixels.shape[0] * pixels.shape[1], batch_size, descriptor,
+                           denoiser if input == "denoised" else None,
+                           input_itemsize=pixels.dtype.itemsize)
   fn = make_describe_fn(*descriptor, batch_size=batch_size,
                         denoiser=denoiser if input == "denoised" else None)
   desc = fn(pixels.reshape((-1,) + _PATCH_SHAPE))
   bad = ~np.isfinite(desc).all(axis=-1)
   if bad.any():
+    label, image = divmod(int(np.argmax(bad)), layout.NUM_IMAGES)
+    s = int(np.searchsorted(patches.offsets, label, side="right") - 1)
     raise NumericsError(f"describe_patchset: {int(bad.sum())} of {len(bad)} descriptors "
-                        f"({input} input) contain NaN or Inf")
+                        f"({input} input) contain NaN or Inf, the first of sequence "
+                        f"{patches.sequences[s]!r}, image {layout.IMAGE_TYPES[image]}, patch "
+                        f"{label - int(patches.offsets[s])}")
   return desc.reshape(patches.num_labels, layout.NUM_IMAGES, -1)

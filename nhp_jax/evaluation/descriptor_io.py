@@ -71,6 +71,8 @@ def _locate_problem(data: bytes, delimiter: str) -> str:
         float(cell)
       except ValueError:
         return f"line {number}, column {col}: expected a number, found {cell.strip()[:40]!r}"
+  if dim is None:  # whitespace-only lines, which the parser does not skip
+    return "expected one row of descriptor values per patch, found an empty file (blank lines)"
   return "unparseable content"
 
 
@@ -192,6 +194,10 @@ def read_descriptor_folder(root: str | os.PathLike, sequences: Sequence[str],
   sequences = tuple(sequences)
   if not sequences:
     raise DescriptorError(f"{root}: expected at least one sequence to read, found none")
+  repeated = sorted({s for s in sequences if sequences.count(s) > 1})
+  if repeated:
+    raise DescriptorError(f"{root}: expected distinct sequences to read, found "
+                          f"{', '.join(repeated)} more than once")
   total = _check_files(root, sequences)
   if workers is None:
     workers = 1 if total < _PARALLEL_MIN_BYTES else min(os.cpu_count() or 1, _MAX_WORKERS)

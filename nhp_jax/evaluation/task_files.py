@@ -73,7 +73,8 @@ def _lines_of(path: str) -> tuple[list[bytes], list[int]]:
     raise TaskFileError(f"{path}: task file not found") from None
   except IsADirectoryError:
     raise TaskFileError(f"{path}: expected a CSV task file, found a folder") from None
-  lines = data.splitlines()
+  # A UTF-8 byte-order mark (spreadsheet exports) is not part of the header; pandas drops it too.
+  lines = data.removeprefix(b"\xef\xbb\xbf").splitlines()
   if all(line.strip() for line in lines):
     return lines, list(range(1, len(lines) + 1))
   keep = [i for i, line in enumerate(lines) if line.strip()]
@@ -203,7 +204,7 @@ def read_retrieval_file(path: str | os.PathLike, sequences: Sequence[str],
     (M, 2) int64 rows (sequence index, patch row), in file order.
 
   Raises:
-    TaskFileError: as in `read_pair_file`.
+    TaskFileError: as in `read_pair_file`; also a patch listed twice.
   """
   path = os.fspath(path)
   counts = _counts_array(sequences, counts)
@@ -211,7 +212,20 @@ def read_retrieval_file(path: str | os.PathLike, sequences: Sequence[str],
   seq = _sequence_column(path, cells[:, 0], numbers, "s", sequences)
   idx = _int_column(path, cells[:, 1], numbers, "idx")
   _check_range(path, numbers, "idx", idx, 0, counts[seq], "the patch count of the row's sequence")
-  return np.stack([seq, idx], axis=1).reshape(-1, 2)
+  rows = np.stack([seq, idx], axis=1).reshape(-1, 2)
+  _check_unique(path, numbers, rows, sequences, "a retrieval list names each patch once")
+  return rows
+
+
+def _check_unique(path: str, numbers: list[int], rows: np.ndarray, sequences: Sequence[str],
+                  why: str) -> None:
+  """Raises on the first repeated row of `rows` (R, 2) int64, naming both file lines."""
+  seen: dict[tuple[int, int], int] = {}
+  for row, key in enumerate(map(tuple, rows.tolist())):
+    if key in seen:
+      raise TaskFileError(f"{path}: line {numbers[row]}: patch ({sequences[key[0]]}, "
+                          f"{key[1]}) repeats line {numbers[seen[key]]}; {why}")
+    seen[key] = row
 
 
 def _csv_text(header: tuple[str, ...], columns: list[list], names: Sequence[str],

@@ -5,21 +5,34 @@ TrainState arrays), `config` (the experiment config as JSON, so a checkpoint
 can be restored without its command line) and `progress` (the loop's running
 sums of the current epoch, so a resumed run logs the same epoch means).
 Orbax writes each step into a temporary folder and renames it when complete,
-so a run killed while saving leaves only whole checkpoints behind.
+so a run killed while saving leaves only whole checkpoints behind; the
+temporary folders of killed saves are deleted when the next Checkpointer opens
+the workdir.
+
+Integrity: `progress` also holds a SHA-256 digest of the state's arrays,
+taken from the host copy that is saved. Before the newest checkpoint is
+trusted (`latest_step`, restoring "latest") it is read back in full and
+checked against that digest; a checkpoint that cannot be read or does not
+match (a truncated or deleted file, flipped bytes) is reported with a
+warning naming its folder, moved to `<workdir>/corrupt_checkpoints/`, and
+the previous checkpoint is used.
 
 Kept: the last `keep` checkpoints plus the one with the lowest validation
 loss (saves without one, mid-epoch, never count as best).
 """
 
+import hashlib
 import json
 import logging as std_logging
 import math
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from flax import traverse_util
@@ -27,6 +40,8 @@ from flax import traverse_util
 from nhp_jax import errors
 
 CHECKPOINT_DIR = "checkpoints"
+CORRUPT_DIR = "corrupt_checkpoints"
+DIGEST_KEY = "state_sha256"  # reserved key of the saved `progress` item
 BEST_METRIC = "val_loss"
 # Fields that may change between a run and its resumption: they steer logging,
 # saving and placement, not the computation. `num_epochs` may grow to train
@@ -52,6 +67,22 @@ def quiet_orbax() -> None:
   absl_logger = logging.get_absl_logger()
   if _ORBAX_FILTER not in absl_logger.filters:
     absl_logger.addFilter(_ORBAX_FILTER)
+
+
+def state_digest(state) -> str:
+  """SHA-256 over the arrays of a state-like tree, independent of how the tree is nested.
+
+  Checkpoints are read back as plain nested dicts, not as the TrainState
+  that was saved, so the digest hashes each leaf (dtype, shape, bytes) on its
+  own and combines the sorted leaf hashes.
+  """
+  leaves = []
+  for leaf in jax.tree.leaves(jax.device_get(state)):
+    a = np.ascontiguousarray(np.asarray(leaf))
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    leaves.append(h.hexdigest())
+  return hashlib.sha256("".join(sorted(leaves)).encode()).hexdigest()
 
 
 def _best_metric(metrics: Mapping[str, float]) -> float:
@@ -113,8 +144,12 @@ class Checkpointer:
     quiet_orbax()
     self.directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
     policies = ocp.checkpoint_managers
+    self._workdir = os.path.abspath(workdir)
+    self._verified: set[int] = set()
+    self._corrupt: set[int] = set()  # reported; gone from disk on process 0 only
     options = ocp.CheckpointManagerOptions(
         best_fn=_best_metric, best_mode="min", enable_async_checkpointing=async_save,
+        cleanup_tmp_directories=True,
         preservation_policy=policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
             policies.BestN(get_metric_fn=_best_metric, reverse=True, n=1,
@@ -124,7 +159,51 @@ class Checkpointer:
         "progress": ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> int | None:
-    return self._manager.latest_step()
+    """The newest intact step (see the module docstring), or None.
+
+    A newest checkpoint that fails verification is reported, moved to
+    `<workdir>/corrupt_checkpoints/` (by process 0) and skipped.
+    """
+    while True:
+      steps = [s for s in self._manager.all_steps() if s not in self._corrupt]
+      step = max(steps, default=None)
+      if step is None or step in self._verified:
+        return step
+      problem = self._verify(step)
+      if problem is None:
+        self._verified.add(step)
+        return step
+      self._quarantine(step, problem)
+
+  def _verify(self, step: int) -> str | None:
+    """None if checkpoint `step` reads back whole and matches its digest, else the problem."""
+    try:
+      metadata = self._manager.item_metadata(step)["state"]
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                            metadata)
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target), config=ocp.args.JsonRestore(),
+          progress=ocp.args.JsonRestore()))
+      expected = dict(restored.progress).get(DIGEST_KEY)
+    except Exception as e:  # pylint: disable=broad-except  (any read failure means corrupt)
+      return f"cannot be read back ({type(e).__name__}: {str(e)[:300]})"
+    if expected is not None and state_digest(restored.state) != expected:
+      return "its arrays do not match the digest saved with them"
+    return None
+
+  def _quarantine(self, step: int, problem: str) -> None:
+    folder = os.path.join(self.directory, str(step))
+    dest = os.path.join(self._workdir, CORRUPT_DIR, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+    logging.warning("checkpoint %s is corrupt: %s; moving it to %s and using the previous "
+                    "checkpoint", folder, problem, dest)
+    self._corrupt.add(step)
+    if jax.process_index() == 0:
+      os.makedirs(os.path.dirname(dest), exist_ok=True)
+      while os.path.exists(dest):
+        dest += "+"
+      os.replace(folder, dest)
+    self._manager.reload()
 
   def best_step(self) -> int | None:
     """Step of the lowest validation loss; the latest step when none was recorded."""
@@ -149,16 +228,30 @@ class Checkpointer:
       return
     # The state is replicated: one host copy is the whole of it, and saving
     # host arrays spares orbax a per-shape slicing program for each replica.
+    host_state = jax.device_get(state)
     self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(jax.device_get(state)),
+        state=ocp.args.StandardSave(host_state),
         config=ocp.args.JsonSave(config.to_dict()),
-        progress=ocp.args.JsonSave(dict(progress))), metrics=dict(metrics or {}))
+        progress=ocp.args.JsonSave({**progress, DIGEST_KEY: state_digest(host_state)})),
+        metrics=dict(metrics or {}))
+    self._verified.add(step)  # written from memory: nothing to verify
+
+  def _resolve(self, step: int | str | None) -> int:
+    """Like `_resolve`, with "latest" the newest intact step (`latest_step`)."""
+    if step in (None, "latest") and self.latest_step() is not None:
+      return self.latest_step()
+    return _resolve(self._manager, self.directory, step)
 
   def saved_config(self, step: int | str | None = None) -> dict[str, Any]:
     """The config saved with checkpoint `step` (int, "latest" or "best"), as a dict."""
-    step = _resolve(self._manager, self.directory, step)
-    return self._manager.restore(step, args=ocp.args.Composite(
-        config=ocp.args.JsonRestore())).config
+    step = self._resolve(step)
+    try:
+      return self._manager.restore(step, args=ocp.args.Composite(
+          config=ocp.args.JsonRestore())).config
+    except Exception as e:  # pylint: disable=broad-except
+      raise errors.CheckpointError(
+          f"{self.directory}/{step}: cannot read the saved config ({type(e).__name__}: "
+          f"{e}); restore another step or delete this folder") from e
 
   def restore(self, target, config: ml_collections.ConfigDict, step: int | str | None = None):
     """Restores a training run into `target`.
@@ -177,10 +270,14 @@ class Checkpointer:
       CheckpointError: no such checkpoint, or it was written by another
         config (the message lists the differing fields and variable shapes).
     """
-    step = _resolve(self._manager, self.directory, step)
+    step = self._resolve(step)
     differing = config_differences(self.saved_config(step), config)
-    shapes = shape_differences(_variable_shapes(self._manager.item_metadata(step)["state"]),
-                               _variable_shapes(target))
+    try:
+      saved_shapes = _variable_shapes(self._manager.item_metadata(step)["state"])
+    except Exception as e:  # pylint: disable=broad-except
+      raise errors.CheckpointError(f"{self.directory}/{step}: cannot read the state's "
+                                   f"metadata ({type(e).__name__}: {e})") from e
+    shapes = shape_differences(saved_shapes, _variable_shapes(target))
     if differing or shapes:
       lines = ([f"  config {d}" for d in differing] + [f"  variable {s}" for s in shapes])
       raise errors.CheckpointError(
@@ -191,9 +288,11 @@ class Checkpointer:
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()))
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as e:
+    except Exception as e:  # pylint: disable=broad-except  (orbax and tensorstore raise many kinds)
       raise errors.CheckpointError(f"{self.directory}/{step}: cannot restore: {e}") from e
-    return restored.state, dict(restored.progress)
+    progress = dict(restored.progress)
+    progress.pop(DIGEST_KEY, None)
+    return restored.state, progress
 
   def wait(self) -> None:
     """Blocks until background saves are on disk."""
@@ -246,7 +345,8 @@ def load_variables(workdir: str, step: int | str | None = "best"
     ({"params", "batch_stats"}, the saved config as a dict, the step).
 
   Raises:
-    CheckpointError: no checkpoint folder or no such step.
+    CheckpointError: no checkpoint folder, no such step, or a checkpoint
+      that cannot be read (naming its folder).
   """
   quiet_orbax()
   directory = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
@@ -268,6 +368,11 @@ def load_variables(workdir: str, step: int | str | None = "best"
         state=ocp.args.PyTreeRestore(item=target, partial_restore=True,
                                      restore_args=restore_args),
         config=ocp.args.JsonRestore()))
+  except errors.CheckpointError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  (orbax and tensorstore raise many kinds)
+    raise errors.CheckpointError(f"{directory}/{step}: cannot read checkpoint ({type(e).__name__}: "
+                                 f"{str(e)[:300]}); pass another step") from e
   finally:
     manager.close()
   return {k: restored.state[k] for k in _VARIABLES}, dict(restored.config), step
