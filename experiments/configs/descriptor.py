@@ -12,6 +12,8 @@ Options (as `--config.<field>=value`):
     10 epochs, regular 35, far_negative 5: the seed's proposal, Figs. 9-11)
     | "tough_positive:10,regular:35,far_negative:5"
   descriptor.far_gap=10000 (labels between anchor and far negative)
+  descriptor.loss=hardest_in_batch (HardNet; see hardnet.py), descriptor.sos_weight=1
+    (SOSNet regulariser, hardest_in_batch only), descriptor.augment=flip_rot
 
   python -m experiments.train_descriptor --config=experiments/configs/descriptor.py \
       --workdir=workdirs/l2net_clean [--data_dir=DATA]
@@ -37,6 +39,12 @@ def get_config(arg: str = ""):
       "far_gap": 10_000,
       "distinct_anchors": True,   # anchor labels distinct within a batch (Keras baseline)
       "val_triplets": 2000,       # fixed "regular" validation triplets
+      # "triplet" (the seed's) or "hardest_in_batch" (HardNet: anchor-positive
+      # batches of distinct labels; triplets_per_epoch then counts pairs).
+      "loss": "triplet",
+      "sos_weight": 0.0,          # SOSNet regulariser weight (hardest_in_batch); 0: off
+      "sos_k": 8,                 # its nearest neighbours per set
+      "augment": "none",          # "none" or "flip_rot" (flips, 90-degree rotations)
   }
   c.input = {
       "source": "clean",          # "clean", "noisy" or "denoised"

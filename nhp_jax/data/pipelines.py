@@ -1,4 +1,4 @@
-"""tf.data input pipelines for the denoiser (pairs) and the descriptor (triplets).
+"""tf.data input pipelines: denoiser pairs, descriptor triplets and anchor-positive pairs.
 
 Design, chosen by measurement (benchmarks/pipeline_throughput.py): the indices
 of a whole epoch are drawn at once in numpy (`triplets.py`, one
@@ -118,6 +118,31 @@ def descriptor_epoch_indices(num_labels: int, seed: int, epoch: int, *, batch_si
       epoch_rng(seed, epoch), num_labels, steps * batch_size,
       triplets.strategy_for_epoch(schedule, epoch), far_gap=far_gap,
       distinct_block=batch_size if distinct_anchors else None).flat()
+
+
+def anchor_positive_epoch_indices(num_labels: int, seed: int, epoch: int, *,
+                                  batch_size: int, pairs_per_epoch: int,
+                                  schedule: str | Sequence[tuple[str, int]] = "regular"
+                                  ) -> np.ndarray:
+  """The anchor-positive pairs of epoch `epoch`, in the order its batches take them.
+
+  Args:
+    num_labels: L, labels of the PatchSet.
+    seed: >= 0.
+    epoch: >= 0; picks the strategy ("regular" or "tough_positive") from
+      `schedule`.
+    batch_size: B; labels are distinct within each batch.
+    pairs_per_epoch: the epoch draws (pairs_per_epoch // B) * B pairs.
+    schedule: a strategy name or a curriculum of (strategy, epochs).
+
+  Returns:
+    (steps * B, 2) int32 `triplets.flat_index` values of anchor and positive;
+    batch k of the epoch is rows k * B .. (k + 1) * B - 1.
+  """
+  steps = descriptor_steps_per_epoch(pairs_per_epoch, batch_size)
+  return triplets.sample_anchor_positive(
+      epoch_rng(seed, epoch), num_labels, steps * batch_size,
+      triplets.strategy_for_epoch(schedule, epoch), batch_size=batch_size).flat()
 
 
 def _index_batches(epoch_indices: Callable[[int], np.ndarray], *, samples: int,
@@ -300,6 +325,58 @@ def descriptor_dataset(patches: patchset_lib.PatchSet, *, batch_size: int, seed:
                            batch_size=batch_size, drop_remainder=True,
                            start_step=start_step, num_epochs=num_epochs)
   return _gathered(indices, gather, ("anchor", "positive", "negative"), batch_size)
+
+
+def anchor_positive_dataset(patches: patchset_lib.PatchSet, *, batch_size: int, seed: int,
+                            pairs_per_epoch: int,
+                            schedule: str | Sequence[tuple[str, int]] = "regular",
+                            source: str | np.ndarray = "clean", start_step: int = 0,
+                            num_epochs: int | None = None) -> tf.data.Dataset:
+  """Anchor-positive batches of distinct labels, for losses with in-batch negatives.
+
+  Args:
+    patches: the training PatchSet (arrays may be memory-mapped).
+    batch_size: B, 2 <= B <= the number of labels.
+    seed: >= 0; epoch e's pairs come from (seed, e) only.
+    pairs_per_epoch: an epoch has pairs_per_epoch // B batches.
+    schedule: "regular", "tough_positive" or a curriculum of them.
+    source: "clean", "noisy", or an (L, 16, 32, 32) uint8 array of
+      already-denoised patches (see `denoise_source`).
+    start_step: first global step to yield (resume).
+    num_epochs: epochs counted from 0; None repeats forever.
+
+  Returns:
+    Dataset of {"anchor", "positive"}: (B, 32, 32, 1) uint8, 0..255.
+
+  Raises:
+    ConfigError: bad sizes, seed, schedule (far_negative included) or source name.
+    DataError: a source array of the wrong shape or dtype.
+  """
+  _check_stream(seed, start_step, num_epochs)
+  steps = descriptor_steps_per_epoch(pairs_per_epoch, batch_size)
+  if steps == 0:
+    raise errors.ConfigError(
+        f"pairs per epoch ({pairs_per_epoch}) must be >= batch_size ({batch_size})")
+  schedule = triplets.as_schedule(schedule)
+  num_labels = patches.num_labels
+  for name, _ in schedule:
+    # Fail now, not inside tf.data at the first epoch that uses the strategy.
+    triplets.sample_anchor_positive(epoch_rng(seed, 0), num_labels, 0, name,
+                                    batch_size=batch_size)
+  pixels = _flat_patches(_source_array(patches, source))
+
+  def epoch_indices(epoch):
+    return anchor_positive_epoch_indices(num_labels, seed, epoch, batch_size=batch_size,
+                                         pairs_per_epoch=pairs_per_epoch, schedule=schedule)
+
+  def gather(index):
+    x = pixels[index.T.reshape(-1)].reshape(2, batch_size, _P, _P, 1)
+    return x[0], x[1]
+
+  indices = _index_batches(epoch_indices, samples=steps * batch_size, item_shape=(2,),
+                           batch_size=batch_size, drop_remainder=True,
+                           start_step=start_step, num_epochs=num_epochs)
+  return _gathered(indices, gather, ("anchor", "positive"), batch_size)
 
 
 def denoise_source(patches: patchset_lib.PatchSet,

@@ -1,4 +1,4 @@
-"""Index samplers for training: triplets for the descriptor, pairs for the denoiser.
+"""Index samplers for training: descriptor triplets and anchor-positive pairs, denoiser pairs.
 
 Pure numpy functions of an explicit `np.random.Generator`, vectorised over all
 samples of an epoch. A patch is addressed by (label, image): label = row of the
@@ -23,6 +23,11 @@ Like the course's Keras baseline (`generate_triplets`), anchor labels can be
 made distinct within each block of `distinct_block` consecutive triplets (one
 training batch); the marginal of c1 stays uniform. Negatives may equal another
 triplet's anchor label, as in the baseline.
+
+Anchor-positive pairs (`sample_anchor_positive`) feed losses that take their
+negatives from the batch (HardNet): labels distinct within every batch,
+anchor and positive images drawn as in the regular or tough-positive
+triplets.
 """
 
 import dataclasses
@@ -211,8 +216,26 @@ def sample_triplets(rng: np.random.Generator, num_labels: int, n: int,
   anchor_label = np.where(slot < low_end, slot, slot - low_end + max(gap, low_end))
   negative_label = _uniform_excluding_window(rng, anchor_label, num_labels, gap)
 
+  anchor_image, positive_image = _anchor_positive_images(rng, n, spec.tough_positive)
+  negative_image = rng.integers(0, layout.NUM_IMAGES, n)
+
+  return Triplets(anchor=_pairs(anchor_label, anchor_image),
+                  positive=_pairs(anchor_label, positive_image),
+                  negative=_pairs(negative_label, negative_image))
+
+
+def _anchor_positive_images(rng: np.random.Generator, n: int,
+                            tough_positive: bool) -> tuple[np.ndarray, np.ndarray]:
+  """Anchor image uniform over the 16; positive image another one, uniform.
+
+  With tough_positive the positive is uniform over the tough images other
+  than the anchor's.
+
+  Returns:
+    (anchor_image, positive_image): (n,) int64 each, in [0, 16), never equal.
+  """
   anchor_image = rng.integers(0, layout.NUM_IMAGES, n)
-  if spec.tough_positive:
+  if tough_positive:
     tough = np.asarray(layout.TOUGH_IMAGES)
     anchor_is_tough = np.isin(anchor_image, tough)
     # Rank of the positive among the tough images, skipping the anchor's.
@@ -223,11 +246,60 @@ def sample_triplets(rng: np.random.Generator, num_labels: int, n: int,
   else:
     u = rng.integers(0, layout.NUM_IMAGES - 1, n)
     positive_image = u + (u >= anchor_image)
-  negative_image = rng.integers(0, layout.NUM_IMAGES, n)
+  return anchor_image, positive_image
 
-  return Triplets(anchor=_pairs(anchor_label, anchor_image),
-                  positive=_pairs(anchor_label, positive_image),
-                  negative=_pairs(negative_label, negative_image))
+
+class AnchorPositive(NamedTuple):
+  """n anchor-positive pairs; each field is (n, 2) int32 [label, image] per row."""
+  anchor: np.ndarray
+  positive: np.ndarray
+
+  def flat(self) -> np.ndarray:
+    """(n, 2) int32: `flat_index` of anchor and positive per row."""
+    return np.stack([flat_index(t[:, 0], t[:, 1]) for t in self], axis=1)
+
+
+def sample_anchor_positive(rng: np.random.Generator, num_labels: int, n: int,
+                           strategy: str = "regular", *,
+                           batch_size: int) -> AnchorPositive:
+  """Samples n anchor-positive pairs for losses that take negatives from the batch.
+
+  Every block of `batch_size` consecutive pairs (one training batch) has
+  distinct labels, each a uniformly random ordered subset of the labels, so
+  that every other pair of the batch is a true negative (HardNet's sampling).
+  Anchor and positive are two distinct images of the label: anchor uniform
+  over the 16, positive uniform over the others ("regular") or over the other
+  tough images ("tough_positive"). "far_negative" has no meaning here: the
+  negatives are the batch's other pairs.
+
+  Args:
+    rng: source of randomness.
+    num_labels: L, labels of the PatchSet.
+    n: number of pairs, >= 0 (the last block may be partial).
+    strategy: "regular" or "tough_positive".
+    batch_size: B, labels distinct within each block of B; 2 <= B <= L.
+
+  Returns:
+    AnchorPositive with n rows.
+
+  Raises:
+    ConfigError: unknown or unsupported strategy, n < 0, or B outside 2..L.
+  """
+  spec = get_strategy(strategy)
+  if spec.far_negative:
+    raise errors.ConfigError(
+        f"strategy {strategy!r} does not apply to anchor-positive batches (their negatives "
+        "are the batch's other pairs); use regular or tough_positive")
+  if n < 0:
+    raise errors.ConfigError(f"number of pairs must be >= 0, got {n}")
+  if not 2 <= batch_size <= num_labels:
+    raise errors.ConfigError(
+        f"anchor-positive batches of {batch_size} distinct labels need 2 <= batch size <= "
+        f"{num_labels} (the labels of the training data)")
+  label = _distinct_in_blocks(rng, num_labels, n, batch_size)
+  anchor_image, positive_image = _anchor_positive_images(rng, n, spec.tough_positive)
+  return AnchorPositive(anchor=_pairs(label, anchor_image),
+                        positive=_pairs(label, positive_image))
 
 
 def _pairs(label: np.ndarray, image: np.ndarray) -> np.ndarray:

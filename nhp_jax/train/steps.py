@@ -13,6 +13,21 @@ times per step, in that order. `bn_passes=3` reproduces that (the default);
 `bn_passes=1` sends the concatenated 3B patches through one pass: one
 batch-norm batch over all three, one running-statistics update, fewer and
 larger convolutions.
+
+Hardest-in-batch descriptor loss (HardNet): batches of anchor-positive pairs
+of distinct labels; each pair's negative is the closest other descriptor of
+the batch (`losses.hardest_in_batch`), optionally plus SOSNet's second-order
+similarity regulariser. Batch norm: `bn_passes=2` sends anchors and
+positives through separate passes, as HardNet's code does; 1 is one pass
+over the 2B patches. It is validated on the same fixed triplets as the
+triplet loss, scored with the per-triplet form of its own loss (Euclidean
+distances, given negative instead of the batch's hardest), which is the
+criterion the best checkpoint is picked by.
+
+Augmentation (`augment`, see `nhp_jax.data.augment`): applied on the device
+to the uint8 batch before the model, anchor and positive with one transform
+per row, a triplet's negative with its own; keys from the state's step key,
+so a resumed run replays them. "none" leaves the step exactly as without it.
 """
 
 import math
@@ -22,9 +37,16 @@ import jax.numpy as jnp
 import optax
 
 from nhp_jax import losses
+from nhp_jax.data import augment as augment_lib
 
 BN_PASSES = (1, 3)
+PAIR_BN_PASSES = (1, 2)
 _TRIPLET = ("anchor", "positive", "negative")
+_PAIR = ("anchor", "positive")
+# Anchor and positive share one transform per row; a negative gets its own.
+_AUGMENT_GROUPS = (("anchor", "positive"), ("negative",))
+# fold_in tag of the augmentation key: away from the 0, 1, 2 the dropout keys use.
+_AUGMENT_STREAM = 1 << 20
 
 
 def _pixels(x: jax.Array) -> jax.Array:
@@ -36,6 +58,32 @@ def _apply_train(state, params, batch_stats, x, key):
   out, new_vars = state.apply_fn({"params": params, "batch_stats": batch_stats}, x,
                                  train=True, rngs={"dropout": key}, mutable=["batch_stats"])
   return out, new_vars.get("batch_stats", batch_stats)
+
+
+def _augmented(batch, names, augment, key):
+  """The batch's `names` entries, augmented with `augment` when it is not "none"."""
+  batch = {k: batch[k] for k in names}
+  if augment == "none":
+    return batch
+  groups = [[k for k in g if k in batch] for g in _AUGMENT_GROUPS]
+  return augment_lib.get_augmentation(augment)(
+      jax.random.fold_in(key, _AUGMENT_STREAM), batch, [g for g in groups if g])
+
+
+def _describe(state, params, xs, key, bn_passes):
+  """Descriptors of each of `xs` in train mode: one pass over all, or one pass each.
+
+  Returns:
+    (list of descriptors, one per x; new batch_stats).
+  """
+  if bn_passes == 1:
+    desc, stats = _apply_train(state, params, state.batch_stats, jnp.concatenate(xs), key)
+    return jnp.split(desc, len(xs)), stats
+  stats, descs = state.batch_stats, []
+  for i, x in enumerate(xs):
+    d, stats = _apply_train(state, params, stats, x, jax.random.fold_in(key, i))
+    descs.append(d)
+  return descs, stats
 
 
 def _optimizer_metrics(state, grads):
@@ -66,7 +114,8 @@ def denoiser_train_step(state, batch):
   return state.apply_gradients(grads, stats), metrics
 
 
-def descriptor_train_step(state, batch, *, margin: float = 1.0, bn_passes: int = 3):
+def descriptor_train_step(state, batch, *, margin: float = 1.0, bn_passes: int = 3,
+                          augment: str = "none"):
   """One triplet-loss step of the descriptor.
 
   Args:
@@ -77,6 +126,7 @@ def descriptor_train_step(state, batch, *, margin: float = 1.0, bn_passes: int =
     bn_passes: 3: anchor, positive and negative through separate passes
       (three batch-norm batches, the Keras baseline); 1: one pass over the
       3B patches (see the module docstring).
+    augment: a key of `augment.AUGMENTATIONS`.
 
   Returns:
     (next state, metrics): "loss", "active_fraction" (triplets with a
@@ -85,20 +135,58 @@ def descriptor_train_step(state, batch, *, margin: float = 1.0, bn_passes: int =
   """
   if bn_passes not in BN_PASSES:
     raise ValueError(f"bn_passes must be one of {BN_PASSES}, got {bn_passes}")
-  xs = [_pixels(batch[k]) for k in _TRIPLET]
   key = state.step_key()
+  batch = _augmented(batch, _TRIPLET, augment, key)
+  xs = [_pixels(batch[k]) for k in _TRIPLET]
 
   def loss_fn(params):
-    if bn_passes == 1:
-      desc, stats = _apply_train(state, params, state.batch_stats, jnp.concatenate(xs), key)
-      a, p, n = jnp.split(desc, 3)
-    else:
-      stats, descs = state.batch_stats, []
-      for i, x in enumerate(xs):
-        d, stats = _apply_train(state, params, stats, x, jax.random.fold_in(key, i))
-        descs.append(d)
-      a, p, n = descs
+    (a, p, n), stats = _describe(state, params, xs, key, bn_passes)
     return losses.triplet_margin(a, p, n, margin), (stats, losses.triplet_metrics(a, p, n, margin))
+
+  (loss, (stats, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  metrics = {"loss": loss, **extra, **_optimizer_metrics(state, grads)}
+  return state.apply_gradients(grads, stats), metrics
+
+
+def hardest_in_batch_train_step(state, batch, *, margin: float = 1.0, bn_passes: int = 2,
+                                sos_weight: float = 0.0, sos_k: int = 8,
+                                augment: str = "none"):
+  """One HardNet step: hardest-in-batch triplet margin (+ SOS regulariser).
+
+  Args:
+    state: TrainState of a descriptor (pixels -> (B, 128) descriptors,
+      L2-normalised for HardNet).
+    batch: {"anchor", "positive"}: (B, 32, 32, 1) uint8 (or float) pixels
+      0..255; row i of both is one label, all B labels distinct.
+    margin: hinge margin in Euclidean distance units (HardNet: 1).
+    bn_passes: 2: anchors and positives through separate passes (HardNet);
+      1: one pass over the 2B patches.
+    sos_weight: weight of `losses.second_order_similarity`; 0: off (not
+      computed).
+    sos_k: its neighbours per set, 1 <= sos_k < B.
+    augment: a key of `augment.AUGMENTATIONS`.
+
+  Returns:
+    (next state, metrics): "loss" (the total), "active_fraction" (pairs with
+    a positive hinge), "d_pos", "d_neg" (mean Euclidean positive and hardest
+    negative distances), "sos" (the unweighted regulariser, when on),
+    "grad_norm", "lr"; each () float32.
+  """
+  if bn_passes not in PAIR_BN_PASSES:
+    raise ValueError(f"bn_passes must be one of {PAIR_BN_PASSES} for anchor-positive "
+                     f"batches, got {bn_passes}")
+  key = state.step_key()
+  batch = _augmented(batch, _PAIR, augment, key)
+  xs = [_pixels(batch[k]) for k in _PAIR]
+
+  def loss_fn(params):
+    (a, p), stats = _describe(state, params, xs, key, bn_passes)
+    loss = losses.hardest_in_batch(a, p, margin)
+    extra = losses.hardest_in_batch_metrics(a, p, margin)
+    if sos_weight:
+      extra["sos"] = losses.second_order_similarity(a, p, sos_k)
+      loss = loss + sos_weight * extra["sos"]
+    return loss, (stats, extra)
 
   (loss, (stats, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   metrics = {"loss": loss, **extra, **_optimizer_metrics(state, grads)}
@@ -160,7 +248,40 @@ def descriptor_eval_step(state, batch, *, margin: float = 1.0):
                                       "d_pos": d_pos, "d_neg": d_neg})
 
 
+def hardest_in_batch_eval_step(state, batch, *, margin: float = 1.0):
+  """Validation sums of a hardest-in-batch descriptor on fixed triplets (inference mode).
+
+  The per-triplet form of the training loss: max(0, margin + |a - p| -
+  |a - n|), Euclidean distances, the triplet's negative in place of the
+  batch's hardest (which would depend on how validation is batched).
+
+  Args:
+    state: TrainState of a descriptor.
+    batch: {"anchor", "positive", "negative"}: (B, 32, 32, 1) uint8 pixels
+      0..255, and "mask": (B,) float32, 1 for real rows, 0 for padding.
+    margin: the hinge's margin, in Euclidean distance units.
+
+  Returns:
+    () float32 sums over the real triplets: "count", "loss",
+    "active_fraction", "d_pos", "d_neg" (Euclidean). Finish with
+    `descriptor_eval_summary`.
+  """
+  x = jnp.concatenate([_pixels(batch[k]) for k in _TRIPLET])
+  a, p, n = jnp.split(state.apply_fn(state.variables, x, train=False), 3)
+  d_pos, d_neg = losses.row_distances(a, p), losses.row_distances(a, n)
+  hinge = jnp.maximum(0.0, margin + d_pos - d_neg)
+  return _masked_sums(batch["mask"], {"loss": hinge, "active_fraction": (hinge > 0),
+                                      "d_pos": d_pos, "d_neg": d_neg})
+
+
 def descriptor_eval_summary(totals: dict) -> dict[str, float]:
   """Sums of `descriptor_eval_step` -> means per triplet of each metric."""
   n = max(float(totals["count"]), 1.0)
   return {k: float(v) / n for k, v in totals.items() if k != "count"}
+
+
+# Descriptor losses a config may name (`descriptor.loss`): (train step, eval step).
+DESCRIPTOR_LOSSES = {
+    "triplet": (descriptor_train_step, descriptor_eval_step),              # the seed's
+    "hardest_in_batch": (hardest_in_batch_train_step, hardest_in_batch_eval_step),  # HardNet
+}

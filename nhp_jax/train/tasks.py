@@ -210,34 +210,83 @@ def _descriptor_sources(config, train: PatchSet, val: PatchSet):
           pipelines.denoise_source(val, fn, batch_size=batch))
 
 
+def _check_hardest_in_batch(config: ml_collections.ConfigDict, num_labels: int) -> None:
+  """ConfigError unless the descriptor section suits anchor-positive batches."""
+  cfg, batch = config.descriptor, config.training.batch_size
+  if cfg.loss != "hardest_in_batch":
+    if cfg.sos_weight:
+      raise errors.ConfigError(f"config.descriptor.sos_weight: expected 0 with loss "
+                               f"{cfg.loss!r} (SOS needs anchor-positive batches), found "
+                               f"{cfg.sos_weight}")
+    return
+  if not cfg.distinct_anchors:
+    raise errors.ConfigError("config.descriptor.distinct_anchors: expected True for the "
+                             "hardest_in_batch loss (its negatives are the batch's other "
+                             "labels), found False")
+  per_process = batch // jax.process_count()
+  if not 2 <= per_process <= num_labels:
+    raise errors.ConfigError(f"config.training.batch_size: expected 2..{num_labels} distinct "
+                             f"training labels per process for the hardest_in_batch loss, "
+                             f"found {per_process}")
+  if cfg.sos_weight and not cfg.sos_k < per_process:
+    raise errors.ConfigError(f"config.descriptor.sos_k: expected < the batch of {per_process} "
+                             f"pairs, found {cfg.sos_k}")
+
+
 def descriptor(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
-  """L2-Net on triplets (strategy or curriculum from `config.descriptor.schedule`)."""
+  """L2-Net with the loss of `config.descriptor.loss`, validated on fixed triplets.
+
+  "triplet": the seed's triplets (strategy or curriculum from
+  `descriptor.schedule`); "hardest_in_batch": anchor-positive batches of
+  distinct labels (schedule "regular" or "tough_positive"), HardNet's loss,
+  SOS regulariser when `descriptor.sos_weight` > 0. Both are validated on
+  the same `val_triplets` fixed regular triplets; `triplets_per_epoch`
+  counts training triplets or pairs. With several processes each draws its
+  share of a batch on its own, so labels are distinct within a share (two
+  shares may repeat a label, rarely when the labels far outnumber the batch).
+  """
   train, val = hpatches_data(config, data_dir)
   cfg = config.descriptor
+  if cfg.loss not in steps.DESCRIPTOR_LOSSES:
+    raise errors.ConfigError(f"config.descriptor.loss: unknown {cfg.loss!r}; known: "
+                             f"{', '.join(steps.DESCRIPTOR_LOSSES)}")
+  _check_hardest_in_batch(config, train.num_labels)
+  train_step, eval_step = steps.DESCRIPTOR_LOSSES[cfg.loss]
   schedule = config_validation.parse_schedule(cfg.schedule)
   train_source, val_pixels = _descriptor_sources(config, train, val)
+  per_process_examples = cfg.triplets_per_epoch // jax.process_count()
+  pairs = cfg.loss == "hardest_in_batch"
 
   def train_batches(start_step, batch_size, seed):
+    if pairs:
+      return pipelines.as_numpy(pipelines.anchor_positive_dataset(
+          train, batch_size=batch_size, seed=seed, pairs_per_epoch=per_process_examples,
+          schedule=schedule, source=train_source, start_step=start_step))
     return pipelines.as_numpy(pipelines.descriptor_dataset(
-        train, batch_size=batch_size, seed=seed,
-        triplets_per_epoch=cfg.triplets_per_epoch // jax.process_count(),
+        train, batch_size=batch_size, seed=seed, triplets_per_epoch=per_process_examples,
         schedule=schedule, far_gap=cfg.far_gap, source=train_source,
         distinct_anchors=cfg.distinct_anchors, start_step=start_step))
 
   rng = np.random.default_rng([config.seed, 11])
   index = triplets.sample_triplets(rng, val.num_labels, cfg.val_triplets, "regular").flat()
   pixels = _flat(val_pixels)
+  step_options = {"margin": cfg.margin, "bn_passes": cfg.bn_passes, "augment": cfg.augment}
+  if pairs:
+    step_options.update(sos_weight=cfg.sos_weight, sos_k=cfg.sos_k)
+    loss_name = "hardest-in-batch loss" + (f" + {cfg.sos_weight:g} SOS" if cfg.sos_weight else "")
+  else:
+    loss_name = "triplet loss"
   return Task(
-      train_step=functools.partial(steps.descriptor_train_step, margin=cfg.margin,
-                                   bn_passes=cfg.bn_passes),
-      eval_step=functools.partial(steps.descriptor_eval_step, margin=cfg.margin),
+      train_step=functools.partial(train_step, **step_options),
+      eval_step=functools.partial(eval_step, margin=cfg.margin),
       eval_summary=steps.descriptor_eval_summary, train_batches=train_batches,
       val_data={k: pixels[index[:, i]] for i, k in enumerate(("anchor", "positive", "negative"))},
       steps_per_epoch=pipelines.descriptor_steps_per_epoch(cfg.triplets_per_epoch,
                                                            config.training.batch_size),
-      patches_per_example=3,
-      curves=(("loss", "triplet loss"), ("active_fraction", "active triplets")),
-      title=f"L2-Net ({config.input.source} input, {cfg.schedule}): triplet loss")
+      patches_per_example=2 if pairs else 3,
+      curves=(("loss", loss_name), ("active_fraction", "active pairs" if pairs
+                                    else "active triplets")),
+      title=f"L2-Net ({config.input.source} input, {cfg.schedule}): {loss_name}")
 
 
 TASKS: dict[str, Callable[[ml_collections.ConfigDict, str | None], Task]] = {
