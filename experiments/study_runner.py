@@ -71,13 +71,13 @@ def _comparable_config(name: str, scale: str) -> dict:
 
 
 def config_conflicts(saved: dict, current: dict) -> list[str]:
-  """Fields whose values differ, or that the current config lost.
+  """Fields whose values differ between a finished run's config and the current one.
 
-  Fields added to a config since a run finished are not conflicts: new
-  fields come with defaults that keep the earlier behaviour.
+  As when resuming a checkpoint (`checkpointing.config_differences`), a
+  field added to the configs since, at the value that keeps the earlier
+  behaviour, is not a conflict; unlike resuming, the epoch count counts.
   """
-  return [f"{k}: {saved[k]!r} -> {current[k]!r}" if k in current else f"{k}: removed"
-          for k in sorted(saved) if current.get(k, object()) != saved[k]]
+  return checkpointing.config_differences(saved, current, ignore=())
 
 
 def run_config(name: str, scale: str, root: str) -> ml_collections.ConfigDict:

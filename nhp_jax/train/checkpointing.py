@@ -96,10 +96,26 @@ def flat_config(config: Mapping[str, Any] | ml_collections.ConfigDict) -> dict[s
   return traverse_util.flatten_dict(json.loads(json.dumps(config)), sep=".")
 
 
-def config_differences(saved: Mapping[str, Any], current: ml_collections.ConfigDict,
+# Config fields added after checkpoints were already being written, with the
+# value that keeps the earlier behaviour: a saved config without the field
+# matches a current one holding this value (and only this value).
+ADDED_FIELDS = {
+    "descriptor.loss": "triplet",
+    "descriptor.sos_weight": 0.0,
+    "descriptor.sos_k": 8,
+    "descriptor.augment": "none",
+}
+
+
+def config_differences(saved: Mapping[str, Any],
+                       current: Mapping[str, Any] | ml_collections.ConfigDict,
                        ignore: tuple[str, ...] = RESUMABLE_FIELDS) -> list[str]:
-  """Fields whose values differ, as "field: saved -> current" lines, sorted."""
+  """Fields whose values differ, as "field: saved -> current" lines, sorted.
+
+  A field of `ADDED_FIELDS` missing from `saved` counts as its earlier value.
+  """
   a, b = flat_config(saved), flat_config(current)
+  a = {**{k: v for k, v in ADDED_FIELDS.items() if k in b}, **a}
   return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
           for k in sorted(a.keys() | b.keys())
           if k not in ignore and a.get(k, "<absent>") != b.get(k, "<absent>")]

@@ -6,14 +6,17 @@ values and inconsistent combinations, with a ConfigError naming the field,
 what was expected and what was found.
 """
 
+import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import ml_collections
 
 from nhp_jax import errors
-from nhp_jax.data import generator, triplets
+from nhp_jax.data import augment, generator, triplets
 from nhp_jax.models import MODELS, get_model
+from nhp_jax.train import steps
 
 Check = Callable[[str, Any], None]
 
@@ -39,7 +42,7 @@ def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
       _fail(field, "a number", value)
     below = lo is not None and (value <= lo if lo_open else value < lo)
     above = hi is not None and (value >= hi if hi_open else value > hi)
-    if below or above or value != value:
+    if below or above or not math.isfinite(value):
       _fail(field, f"a number in {'(' if lo_open else '['}{lo if lo is not None else '-inf'}, "
                    f"{hi if hi is not None else 'inf'}{')' if hi_open else ']'}", value)
   return check
@@ -72,6 +75,15 @@ def _mapping() -> Check:
   def check(field, value):
     if not isinstance(value, Mapping):
       _fail(field, "a dict", value)
+  return check
+
+
+def _split_name() -> Check:
+  def check(field, value):
+    # Split names also name task files: keep them to one safe path component.
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", value) or value in (
+        ".", ".."):
+      _fail(field, "a split name of letters, digits, '_', '-' or '.' (e.g. 'a')", value)
   return check
 
 
@@ -117,8 +129,8 @@ _COMMON = {
 }
 _HPATCHES_DATA = {
     "data": {
-        "split": _str(),
-        "embedded_size": _str(),
+        "split": _split_name(),
+        "embedded_size": _str(tuple(generator.SIZES)),
         "embedded_seed": _int(0),
         "max_train_labels": _int(0),
         "validation": _str(VALIDATION_SOURCES),
@@ -138,6 +150,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                        "far_gap": _int(1),
                        "distinct_anchors": _bool(),
                        "val_triplets": _int(1),
+                       "loss": _str(tuple(steps.DESCRIPTOR_LOSSES)),
+                       "sos_weight": _float(0.0),
+                       "sos_k": _int(1),
+                       "augment": _str(tuple(augment.AUGMENTATIONS)),
                    },
                    "input": {"source": _str(INPUT_SOURCES), "denoiser_workdir": _str(),
                              "denoiser_checkpoint": _checkpoint_ref(),
@@ -190,7 +206,7 @@ def _walk(schema: Mapping[str, Any], values: Mapping[str, Any], prefix: str) -> 
   unknown = sorted(set(values) - set(schema))
   if unknown:
     raise errors.ConfigError(
-        f"config{'.' + prefix if prefix else ''}: unknown field(s) "
+        f"config{'.' + prefix.rstrip('.') if prefix else ''}: unknown field(s) "
         f"{', '.join(prefix + k for k in unknown)}; known: {', '.join(sorted(schema))}")
   for key, spec in schema.items():
     field = prefix + key
@@ -242,8 +258,11 @@ def _check_combinations(c: dict[str, Any], device_count: int | None) -> None:
             c["transfer"]["pretrained_workdir"])
   if task == "descriptor":
     parse_schedule(c["descriptor"]["schedule"])
-    if c["descriptor"]["bn_passes"] not in (1, 3):
-      _fail("descriptor.bn_passes", "1 or 3", c["descriptor"]["bn_passes"])
+    passes = steps.PAIR_BN_PASSES if c["descriptor"]["loss"] == "hardest_in_batch" \
+        else steps.BN_PASSES
+    if c["descriptor"]["bn_passes"] not in passes:
+      _fail("descriptor.bn_passes", f"one of {passes} for loss {c['descriptor']['loss']!r}",
+            c["descriptor"]["bn_passes"])
     needs_denoiser = c["input"]["source"] == "denoised"
     if needs_denoiser != bool(c["input"]["denoiser_workdir"]):
       _fail("input.denoiser_workdir",

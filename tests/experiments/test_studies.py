@@ -71,11 +71,16 @@ def test_finished_run_of_another_config_is_an_error(smoke_baseline, monkeypatch)
     study_runner.train_run("unet_shallow", "smoke", root, None)
 
 
-def test_config_conflicts_ignore_added_fields():
-  saved = {"a": 1, "b": "x"}
-  assert study_runner.config_conflicts(saved, {"a": 1, "b": "x", "new": 3}) == []
-  assert study_runner.config_conflicts(saved, {"a": 2, "b": "x"}) == ["a: 1 -> 2"]
-  assert study_runner.config_conflicts(saved, {"a": 1}) == ["b: removed"]
+def test_config_conflicts_accept_added_fields_at_their_old_value():
+  saved = {"a": 1, "descriptor": {"margin": 1.0}}
+  added = {"a": 1, "descriptor": {"margin": 1.0, "loss": "triplet"}}
+  assert study_runner.config_conflicts(saved, added) == []
+  added["descriptor"]["loss"] = "hardest_in_batch"
+  assert study_runner.config_conflicts(saved, added) == [
+      "descriptor.loss: 'triplet' -> 'hardest_in_batch'"]
+  assert study_runner.config_conflicts(saved, {"a": 2, "descriptor": {"margin": 1.0}}) == [
+      "a: 1 -> 2"]
+  assert study_runner.config_conflicts(saved, {"a": 1}) == ["descriptor.margin: 1.0 -> '<absent>'"]
 
 
 def test_first_labels_matches_a_loop(random_patchset):

@@ -103,6 +103,19 @@ def test_run_control_fields_may_change(tmp_path, state):
       "optimizer.learning_rate: 0.1 -> 0.5"]
 
 
+def test_fields_added_since_a_save_match_at_their_old_value():
+  from experiments.configs import descriptor
+  current = descriptor.get_config("smoke")
+  saved = current.to_dict()
+  for field in checkpointing.ADDED_FIELDS:   # a checkpoint written before these fields existed
+    section, key = field.split(".")
+    del saved[section][key]
+  assert checkpointing.config_differences(saved, current) == []
+  current.descriptor.loss = "hardest_in_batch"
+  assert checkpointing.config_differences(saved, current) == [
+      "descriptor.loss: 'triplet' -> 'hardest_in_batch'"]
+
+
 def test_missing_checkpoints_fail_clearly(tmp_path):
   with pytest.raises(errors.CheckpointError, match="no checkpoints"):
     checkpointing.load_variables(str(tmp_path / "nothing"))
