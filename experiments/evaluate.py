@@ -45,6 +45,9 @@ _N_PAIRS = flags.DEFINE_integer(
     "n_pairs", task_files.OFFICIAL_N_PAIRS, "pairs per generated verification file")
 _METRIC = flags.DEFINE_string("metric", "l2", "descriptor distance")
 _JSON_OUT = flags.DEFINE_string("json_out", None, "write the results JSON here")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1024, "--workdir: patches per compiled "
+                                   "inference block (lower it when a block does not fit the "
+                                   "device's memory)")
 
 
 def main(argv):
@@ -53,7 +56,8 @@ def main(argv):
   runner.run(descriptors_dir=_DESCRIPTORS_DIR.value, workdir=_WORKDIR.value,
              split=_SPLIT.value, tasks_dir=_TASKS_DIR.value, data_dir=_DATA_DIR.value,
              tasks=_TASKS.value, n_pairs=_N_PAIRS.value, metric=_METRIC.value,
-             json_out=_JSON_OUT.value, embedded_size=_EMBEDDED_SIZE.value)
+             json_out=_JSON_OUT.value, embedded_size=_EMBEDDED_SIZE.value,
+             batch_size=_BATCH_SIZE.value)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ _INPUT = flags.DEFINE_enum("input", "denoised", ["noisy", "clean", "denoised"],
 _STEP = flags.DEFINE_string("step", "best", "checkpoint: best, latest or a step number")
 _DELIMITER = flags.DEFINE_enum("delimiter", ",", [",", ";"], "CSV value separator")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace an existing --out_dir")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 1024, "patches per compiled inference block "
+                                   "(lower it when a block does not fit the device's memory)")
 
 
 def main(argv):
@@ -41,7 +43,8 @@ def main(argv):
   descriptor, denoiser, patches, _ = from_checkpoints.restore_with_test_split(
       _WORKDIR.value, split=_SPLIT.value, data_dir=_DATA_DIR.value,
       denoiser_workdir=_DENOISER_WORKDIR.value, step=step)
-  descs = from_checkpoints.describe(patches, descriptor, denoiser, (_INPUT.value,))
+  descs = from_checkpoints.describe(patches, descriptor, denoiser, (_INPUT.value,),
+                                   batch_size=_BATCH_SIZE.value)
   if _INPUT.value not in descs:
     raise app.UsageError(f"--input={_INPUT.value} needs a denoiser: {_WORKDIR.value} has no "
                          f"{from_checkpoints.DENOISER_SUBDIR}/ and no --denoiser_workdir given")

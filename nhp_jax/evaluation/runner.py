@@ -176,7 +176,8 @@ def run(descriptors_dir: str | None = None,
         metric: str = "l2",
         json_out: str | None = None,
         embedded_size: str = "medium",
-        scorers: Mapping[str, Scorer] | None = None) -> dict:
+        scorers: Mapping[str, Scorer] | None = None,
+        batch_size: int = 1024) -> dict:
   """The `experiments.evaluate` binary: validate inputs, score, print tables, write JSON.
 
   Args:
@@ -190,6 +191,7 @@ def run(descriptors_dir: str | None = None,
     tasks, n_pairs, metric, scorers: see `evaluate_descriptor_set`.
     json_out: write the results document here (atomically).
     embedded_size: size of the embedded dataset used when data_dir is None.
+    batch_size: checkpoint mode: patches per compiled inference block.
 
   Returns:
     The results document.
@@ -205,7 +207,7 @@ def run(descriptors_dir: str | None = None,
       from nhp_jax.evaluation import from_checkpoints  # restoring needs the training stack
       return from_checkpoints.evaluate_workdir(
           workdir, split=split, data_dir=data_dir, tasks_dir=tasks_dir, tasks=tasks,
-          n_pairs=n_pairs, metric=metric, json_out=json_out)
+          n_pairs=n_pairs, metric=metric, json_out=json_out, batch_size=batch_size)
     raise ConfigError("pass --descriptors_dir (a folder <seq>/<image>.csv) or --workdir "
                       "(checkpoints) to score")
   scorers = scorers if scorers is not None else default_scorers(metric)
