@@ -52,9 +52,10 @@ def reproduce(scale: str, studies, workdir: str, data_dir: str | None = None) ->
   for i, config in enumerate(configs):
     logging.info("study %d/%d: %s", i + 1, len(configs), config.title)
     docs.append(study_runner.run_study(config, workdir, data_dir))
-  parts = [f"# Studies at scale `{scale}`\n", "| study | wall time of its run |", "|---|---|"]
-  parts += [f"| [{d['title']}]({d['study']}/results.md) | {d['wall_seconds'] / 60:.1f} min |"
-            for d in docs]
+  parts = [f"# Studies at scale `{scale}`\n",
+           "| study | training of its runs | scoring | this invocation |", "|---|---|---|---|"]
+  parts += [f"| [{d['title']}]({d['study']}/results.md) | {d['train_seconds'] / 60:.1f} min | "
+            f"{d['eval_seconds'] / 60:.1f} min | {d['wall_seconds'] / 60:.1f} min |" for d in docs]
   for d in docs:
     with open(os.path.join(workdir, d["study"], "results.md")) as f:
       body = f.read()

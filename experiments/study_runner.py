@@ -96,6 +96,11 @@ def run_config(name: str, scale: str, root: str) -> ml_collections.ConfigDict:
   return config
 
 
+def _with_needs(name: str) -> list[str]:
+  """`name` after the runs it needs, recursively (the order they train in)."""
+  return [dep for _, need in catalogue.RUNS[name].needs for dep in _with_needs(need)] + [name]
+
+
 @dataclasses.dataclass(frozen=True)
 class RunRecord:
   """A finished run: its config fingerprint, data, training wall time and epochs."""
@@ -300,6 +305,7 @@ def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None 
     raise errors.ConfigError(f"study {study.name}: names no runs (no rows, no curves)")
   for name in names:   # fail on a typo before hours of training
     run_config(name, study.scale, root)
+  names = [dep for name in names for dep in _with_needs(name)]
   runs = {}
   for name in dict.fromkeys(names):
     runs[name] = train_run(name, study.scale, root, data_dir)
@@ -311,7 +317,8 @@ def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None 
                  "mean": float(np.mean(maps)) if None not in maps else None,
                  "seed": list(row["seed"]), "descriptor": row["descriptor"],
                  "denoiser": row["denoiser"], "input": row["input"],
-                 "patches": doc["details"]["meta"].get("patches")})
+                 "patches": doc["details"]["meta"].get("patches"),
+                 "eval_seconds": doc["details"]["meta"].get("seconds_with_inference", 0.0)})
   out_dir = os.path.join(root, study.name)
   os.makedirs(out_dir, exist_ok=True)
   plots = []
@@ -334,7 +341,11 @@ def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None 
                + (f"first {ev.labels_per_sequence} labels per sequence"
                   if ev.labels_per_sequence > 0 else "every label")
                + f", {ev.n_pairs:,} verification pairs per file")
-  header += f". Wall time of this invocation: {seconds / 60:.1f} min.\n"
+  compute = {"train_seconds": round(sum(r.seconds for r in runs.values()), 1),
+             "eval_seconds": round(sum(r["eval_seconds"] for r in rows), 1)}
+  header += (f". Training of its runs {compute['train_seconds'] / 60:.1f} min (shared runs "
+             f"count in every study using them), scoring with inference "
+             f"{compute['eval_seconds'] / 60:.1f} min; this invocation {seconds / 60:.1f} min.\n")
   if data.startswith("embedded:"):
     header += f"\n{SYNTHETIC_NOTE}\n"
   md = header
@@ -345,7 +356,7 @@ def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None 
   doc = {"study": study.name, "title": study.title, "scale": study.scale, "data": data,
          "evaluation": ev.to_dict(), "rows": rows,
          "runs": {n: dataclasses.asdict(r) for n, r in runs.items()},
-         "plots": plots, "wall_seconds": round(seconds, 1)}
+         "plots": plots, "wall_seconds": round(seconds, 1), **compute}
   atomic.write_json(os.path.join(out_dir, "results.json"), doc)
   atomic.write_text(os.path.join(out_dir, "results.md"), md)
   print(md, flush=True)
