@@ -5,7 +5,9 @@ function compiles once. Blocks go to the device as uint8 when the input is
 uint8 (4x fewer bytes than float32), the whole denoise -> clip -> uint8 ->
 describe chain runs on the device, and block i's result is fetched only
 after block i + 1 has been dispatched, so the host copies overlap the
-device's work.
+device's work. Each block is split over this process's devices (the largest
+count that divides the block), so several GPUs, TPU cores or the CPU's host
+devices (one per core, see `nhp_jax.train.host_devices`) share it.
 """
 
 from typing import Any, Callable, Mapping, Optional
@@ -14,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from nhp_jax import resources
 from nhp_jax.data import layout
@@ -56,12 +60,23 @@ def _check_patches(x: np.ndarray) -> np.ndarray:
   return x
 
 
+def block_devices(batch_size: int) -> list:
+  """This process's first d devices, d the largest device count dividing `batch_size`."""
+  local = jax.local_devices()
+  d = max(k for k in range(1, len(local) + 1) if batch_size % k == 0)
+  return local[:d]
+
+
 def _run_blocks(block_fn: Callable[[Any, jax.Array], jax.Array], variables: Any,
                 x: np.ndarray, batch_size: int, out_tail: tuple[int, ...],
                 out_dtype: Any) -> np.ndarray:
   """Runs block_fn over x in blocks of batch_size rows; returns the (N, *out_tail) numpy result."""
   x = _check_patches(x)
   n = x.shape[0]
+  devices = block_devices(batch_size)
+  mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
+  variables = jax.device_put(variables, NamedSharding(mesh, P()))
+  split = NamedSharding(mesh, P("data"))
   out = np.empty((n,) + out_tail, out_dtype)
   host_dtype = np.uint8 if x.dtype == np.uint8 else np.float32
   in_flight = []
@@ -74,7 +89,7 @@ def _run_blocks(block_fn: Callable[[Any, jax.Array], jax.Array], variables: Any,
     stop = min(start + batch_size, n)
     block = np.zeros((batch_size,) + _PATCH_SHAPE, host_dtype)
     block[:stop - start] = x[start:stop]
-    in_flight.append((start, stop, block_fn(variables, jax.device_put(block))))
+    in_flight.append((start, stop, block_fn(variables, jax.device_put(block, split))))
     if len(in_flight) > 1:
       fetch()
   while in_flight:

@@ -149,3 +149,36 @@ def test_bad_inputs_fail_clearly(descriptor, tiny):
     fn(np.zeros((4, 16, 16, 1), np.uint8))
   with pytest.raises(NumericsError, match="48 of 48"):
     inference.describe_patchset(tiny, (NanDescriptor(), {}), input="clean", batch_size=BATCH)
+
+
+_SPLIT_SCRIPT = """
+import sys
+import jax, numpy as np
+from nhp_jax import inference
+from nhp_jax.models import l2net, unet
+rng = np.random.default_rng(0)
+x = rng.integers(0, 256, (50, 32, 32, 1), dtype=np.uint8)
+des = l2net.L2Net()
+dv = des.init(jax.random.key(0), np.zeros((2, 32, 32, 1), np.float32), train=False)
+den = unet.ShallowUNet()
+nv = den.init(jax.random.key(1), np.zeros((2, 32, 32, 1), np.float32), train=False)
+assert len(inference.block_devices(12)) == int(sys.argv[2]), inference.block_devices(12)
+out = inference.make_describe_fn(des, dv, batch_size=12, denoiser=(den, nv))(x)
+np.save(sys.argv[1], out)
+"""
+
+
+def test_blocks_split_over_host_devices_give_the_same_descriptors(tmp_path):
+  """Each block is split over the devices dividing it; results match one device's."""
+  import os
+  import subprocess
+  import sys
+  paths = {}
+  for count in (1, 3):
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={count}")
+    paths[count] = str(tmp_path / f"d{count}.npy")
+    proc = subprocess.run([sys.executable, "-c", _SPLIT_SCRIPT, paths[count], str(count)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+  np.testing.assert_allclose(np.load(paths[3]), np.load(paths[1]), rtol=1e-5, atol=1e-5)
