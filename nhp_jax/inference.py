@@ -29,6 +29,8 @@ ModelAndVariables = tuple[nn.Module, Mapping[str, Any]]
 INPUTS = ("noisy", "clean", "denoised")
 DEFAULT_BATCH_SIZE = 1024
 _PATCH_SHAPE = (layout.PATCH_SIZE, layout.PATCH_SIZE, 1)
+# Fewest rows per device when a block is split over this process's devices.
+MIN_ROWS_PER_DEVICE = 64
 
 
 def to_uint8_pixels(x: jax.Array) -> jax.Array:
@@ -61,9 +63,11 @@ def _check_patches(x: np.ndarray) -> np.ndarray:
 
 
 def block_devices(batch_size: int) -> list:
-  """This process's first d devices, d the largest device count dividing `batch_size`."""
+  """This process's first d devices: the most that divide `batch_size` with MIN_ROWS_PER_DEVICE
+  rows or more each (one device if none does)."""
   local = jax.local_devices()
-  d = max(k for k in range(1, len(local) + 1) if batch_size % k == 0)
+  d = max([k for k in range(1, len(local) + 1)
+           if batch_size % k == 0 and batch_size // k >= MIN_ROWS_PER_DEVICE] or [1])
   return local[:d]
 
 

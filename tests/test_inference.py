@@ -162,6 +162,7 @@ des = l2net.L2Net()
 dv = des.init(jax.random.key(0), np.zeros((2, 32, 32, 1), np.float32), train=False)
 den = unet.ShallowUNet()
 nv = den.init(jax.random.key(1), np.zeros((2, 32, 32, 1), np.float32), train=False)
+inference.MIN_ROWS_PER_DEVICE = 4
 assert len(inference.block_devices(12)) == int(sys.argv[2]), inference.block_devices(12)
 out = inference.make_describe_fn(des, dv, batch_size=12, denoiser=(den, nv))(x)
 np.save(sys.argv[1], out)

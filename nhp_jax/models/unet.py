@@ -11,6 +11,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from nhp_jax.models import fast_conv
+
 _HE = nn.initializers.he_normal()  # Keras he_normal: truncated normal, fan-in.
 _GLOROT = nn.initializers.glorot_uniform()
 
@@ -23,9 +25,13 @@ def upsample_nearest(x, factor: int = 2):
 
 
 def _conv(module, features, k, name, init=_HE):
-  """A k x k `SAME` conv with bias, created inside `module`'s compact __call__."""
-  return nn.Conv(features, (k, k), padding="SAME", kernel_init=init, dtype=module.dtype,
-                 param_dtype=module.param_dtype, name=name)
+  """A k x k `SAME` conv with bias, created inside `module`'s compact __call__.
+
+  `fast_conv.Conv`: `nn.Conv`'s parameters, with matmul forms for the 1-channel
+  input and output layers, where XLA:CPU's convolutions are slowest.
+  """
+  return fast_conv.Conv(features, (k, k), padding="SAME", kernel_init=init, dtype=module.dtype,
+                        param_dtype=module.param_dtype, name=name)
 
 
 def _max_pool(x):

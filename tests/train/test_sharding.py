@@ -17,7 +17,18 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 @pytest.mark.parametrize("batch, requested, available, expected", [
     (50, 0, 8, 5), (48, 0, 8, 8), (50, 0, 2, 2), (7, 0, 2, 1), (50, 2, 8, 2), (50, 0, 1, 1)])
 def test_data_parallel_size(batch, requested, available, expected):
-  assert sharding.data_parallel_size(batch, requested, available) == expected
+  """On accelerators: the largest device count dividing the batch."""
+  assert sharding.data_parallel_size(batch, requested, available, platform="gpu") == expected
+
+
+@pytest.mark.parametrize("batch, available, cores, expected", [
+    (50, 8, 2, 5), (48, 8, 2, 3), (256, 8, 2, 8), (50, 2, 2, 2), (32, 8, 2, 2), (7, 8, 2, 7),
+    (3, 8, 2, 3), (64, 8, 8, 8), (20, 8, 4, 4)])
+def test_cpu_split_keeps_per_device_batches_small(monkeypatch, batch, available, cores, expected):
+  """On CPU: the fewest devices that use every core and give at most CPU_MAX_PER_DEVICE each."""
+  monkeypatch.setattr(host_devices, "usable_cores", lambda: cores)
+  n = sharding.data_parallel_size(batch, 0, available, platform="cpu")
+  assert n == expected and batch % n == 0
 
 
 def test_data_parallel_size_rejects_bad_requests():
@@ -30,16 +41,17 @@ def test_data_parallel_size_rejects_bad_requests():
 def test_host_devices_respects_the_user():
   env = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
   cores = host_devices.use_all_cores(env)
-  assert cores == host_devices.usable_cores() >= 1
+  assert cores == max(host_devices.usable_cores(), host_devices.MIN_HOST_DEVICES)
   assert env["XLA_FLAGS"].startswith(f"--xla_dump_to=/tmp/x {host_devices.FLAG}={cores}")
   env = {"XLA_FLAGS": f"{host_devices.FLAG}=1"}
   assert host_devices.use_all_cores(env) is None
   assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=1"
 
 
-def test_host_devices_default_one_per_core():
+def test_host_devices_default_at_least_one_per_core():
   env = {}
-  assert host_devices.configure_from_env(env) == host_devices.usable_cores()
+  assert host_devices.configure_from_env(env) == max(host_devices.usable_cores(),
+                                                     host_devices.MIN_HOST_DEVICES)
   env = {host_devices.ENV: "1"}
   assert host_devices.configure_from_env(env) == 1
   assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=1"   # one device: no collectives, no timeout
@@ -130,3 +142,7 @@ def test_eight_devices_match_one():
       eight, one = r[key]
       assert eight == pytest.approx(one, rel=1e-5), (name, key)
     assert r["params_close"], name
+
+
+def test_keep_freed_memory_applies_on_linux():
+  assert host_devices.keep_freed_memory() == sys.platform.startswith("linux")
