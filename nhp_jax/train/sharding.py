@@ -21,10 +21,12 @@ from nhp_jax.train import host_devices
 AXIS = "data"
 # On CPU hosts the largest per-device batch the automatic split aims for:
 # XLA:CPU's convolutions (their kernel gradients above all) slow down per
-# example as the per-device batch grows (L2-Net triplet step, batch 256, 2
-# cores: 1.7x faster on 8 host devices than on 2; at batch 50, 5 devices
-# measured from 0.8x to 1.24x of 2, the UNet step 0.95x to 1.25x).
-CPU_MAX_PER_DEVICE = 16
+# example as the per-device batch grows, while more devices than cores cost
+# switching. Measured on 2 cores (benchmarks/README.md): L2-Net triplet step
+# at batch 256, 8 devices (32 each) 813 vs 2 devices 600 patches/s; at batch
+# 50, 2 devices (25 each) ~745 vs 5 devices (10 each) ~613, the UNet step
+# even.
+CPU_MAX_PER_DEVICE = 32
 
 
 def initialize_distributed(enabled: bool) -> None:

@@ -22,8 +22,8 @@ def test_data_parallel_size(batch, requested, available, expected):
 
 
 @pytest.mark.parametrize("batch, available, cores, expected", [
-    (50, 8, 2, 5), (48, 8, 2, 3), (256, 8, 2, 8), (50, 2, 2, 2), (32, 8, 2, 2), (7, 8, 2, 7),
-    (3, 8, 2, 3), (64, 8, 8, 8), (20, 8, 4, 4)])
+    (50, 8, 2, 2), (48, 8, 2, 2), (256, 8, 2, 8), (128, 8, 2, 4), (512, 8, 2, 8),
+    (50, 2, 2, 2), (7, 8, 2, 7), (3, 8, 2, 3), (64, 8, 8, 8), (20, 8, 4, 4)])
 def test_cpu_split_keeps_per_device_batches_small(monkeypatch, batch, available, cores, expected):
   """On CPU: the fewest devices that use every core and give at most CPU_MAX_PER_DEVICE each."""
   monkeypatch.setattr(host_devices, "usable_cores", lambda: cores)
