@@ -13,18 +13,14 @@ from experiments.configs import denoiser, descriptor
 from nhp_jax import errors
 from nhp_jax.data import pipelines
 from nhp_jax.train import checkpointing, loop, tasks
+from tests import jax_cache
 
 
 @pytest.fixture(scope="module", autouse=True)
 def compilation_cache(tmp_path_factory):
   """Runs of one config compile the same programs: reuse them through JAX's disk cache."""
-  old = (jax.config.jax_compilation_cache_dir,
-         jax.config.jax_persistent_cache_min_compile_time_secs)
-  jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-  yield
-  jax.config.update("jax_compilation_cache_dir", old[0])
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
+  with jax_cache.disk_compilation_cache(tmp_path_factory.mktemp("jax_cache")):
+    yield
 
 
 @pytest.fixture
