@@ -167,18 +167,6 @@ def first_labels(patches: patchset_lib.PatchSet, per_sequence: int) -> patchset_
   return tasks_lib.take_labels(patches, labels)
 
 
-def _describe(pixels: np.ndarray, descriptor: from_checkpoints.RestoredModel,
-              what: str) -> np.ndarray:
-  """(L, 16, D) float32 descriptors of (L, 16, 32, 32) uint8 pixels; NaN/Inf is an error."""
-  fn = inference.make_describe_fn(*descriptor.pair)
-  descs = fn(pixels.reshape((-1, layout.PATCH_SIZE, layout.PATCH_SIZE, 1)))
-  bad = ~np.isfinite(descs).all(axis=-1)
-  if bad.any():
-    raise errors.NumericsError(f"{descriptor.workdir}: {int(bad.sum())} of {len(bad)} "
-                               f"descriptors of {what} contain NaN or Inf")
-  return descs.reshape(pixels.shape[0], layout.NUM_IMAGES, -1)
-
-
 def _denoised(patches: patchset_lib.PatchSet, denoiser: from_checkpoints.RestoredModel,
               path: str) -> np.ndarray:
   """The denoised (clipped, truncated to uint8) noisy patches, cached at `path`."""
@@ -240,7 +228,8 @@ def evaluate_row(row: dict, study: ml_collections.ConfigDict, root: str,
   else:
     pixels = patches.clean if kind == "clean" else patches.noisy
   descs = types.DescriptorSet(patches.sequences, patches.offsets,
-                              _describe(pixels, descriptor, f"{kind} patches"))
+                              inference.describe_pixels(patches, pixels, descriptor.pair,
+                                                        what=f"{kind} patches"))
   ref = None
   if patches is not test:   # a subset of each sequence: its own ref pixels, not the files'
     ref = lambda: [np.asarray(patches.clean[patches.sequence_slice(s), 0])  # noqa: E731

@@ -199,20 +199,42 @@ def describe_patchset(patches: PatchSet, descriptor: ModelAndVariables,
     raise ConfigError(f"describe_patchset: unknown input {input!r}; known: {', '.join(INPUTS)}")
   if input == "denoised" and denoiser is None:
     raise ConfigError("describe_patchset: input 'denoised' needs a denoiser, found None")
-  pixels = patches.clean if input == "clean" else patches.noisy
+  return describe_pixels(patches, patches.clean if input == "clean" else patches.noisy,
+                         descriptor, denoiser if input == "denoised" else None,
+                         what=f"{input} input", batch_size=batch_size)
+
+
+def describe_pixels(patches: PatchSet, pixels: np.ndarray, descriptor: ModelAndVariables,
+                    denoiser: Optional[ModelAndVariables] = None, *, what: str,
+                    batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+  """Descriptors of pixels laid out like a PatchSet's (e.g. its patches, already denoised).
+
+  Args:
+    patches: gives the layout (sequences, offsets) that errors are located in.
+    pixels: (L, 16, 32, 32) uint8 or float pixels 0..255, L = patches.num_labels.
+    descriptor: (module, variables) of the descriptor network.
+    denoiser: (module, variables) applied first (clipped, truncated to uint8), or None.
+    what: names the pixels in error messages, e.g. "noisy input".
+    batch_size: patches per compiled block.
+
+  Returns:
+    (L, 16, D) float32 descriptors.
+
+  Raises:
+    ConfigError, DataError: as `describe_patchset` (memory checks).
+    NumericsError: a descriptor is NaN or Inf (naming sequence, image and patch).
+  """
   # Fails (or warns) now, naming batch_size, rather than running out of memory midway.
   resources.check_describe(pixels.shape[0] * pixels.shape[1], batch_size, descriptor,
-                           denoiser if input == "denoised" else None,
-                           input_itemsize=pixels.dtype.itemsize)
-  fn = make_describe_fn(*descriptor, batch_size=batch_size,
-                        denoiser=denoiser if input == "denoised" else None)
+                           denoiser, input_itemsize=pixels.dtype.itemsize)
+  fn = make_describe_fn(*descriptor, batch_size=batch_size, denoiser=denoiser)
   desc = fn(pixels.reshape((-1,) + _PATCH_SHAPE))
   bad = ~np.isfinite(desc).all(axis=-1)
   if bad.any():
     label, image = divmod(int(np.argmax(bad)), layout.NUM_IMAGES)
     s = int(np.searchsorted(patches.offsets, label, side="right") - 1)
     raise NumericsError(f"describe_patchset: {int(bad.sum())} of {len(bad)} descriptors "
-                        f"({input} input) contain NaN or Inf, the first of sequence "
+                        f"({what}) contain NaN or Inf, the first of sequence "
                         f"{patches.sequences[s]!r}, image {layout.IMAGE_TYPES[image]}, patch "
                         f"{label - int(patches.offsets[s])}")
   return desc.reshape(patches.num_labels, layout.NUM_IMAGES, -1)
