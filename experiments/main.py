@@ -1,15 +1,24 @@
-"""The main job: embedded dataset -> denoiser -> descriptor -> the three benchmarks.
+"""The main job: embedded dataset -> denoiser -> descriptor (-> joint fine-tuning) -> benchmarks.
 
-Runs the seed's baseline pipeline end to end at a small scale (minutes on a
-laptop CPU): builds (or reuses) the embedded synthetic dataset, trains the
-shallow UNet denoiser and the L2-Net descriptor for a few hundred steps each,
-then scores the descriptor on the test split with noisy, denoised and clean
-inputs (the seed's Fig. 4 table). Every stage resumes: rerun the same command
-after an interruption and finished stages are skipped.
+Runs a pipeline end to end at a small scale (minutes on a laptop CPU): builds
+(or reuses) the embedded synthetic dataset, trains each stage of the pipeline
+config for a few hundred steps, then scores on the test split.
+
+Pipelines (`--pipeline`):
+  best      (default, `experiments/configs/best.py`): shallow UNet, L2-Net
+            with HardNet's loss, then both fine-tuned end to end on noisy
+            patches; the headline numbers are the fine-tuned pair's, from
+            noisy patches (column `joint`);
+  baseline  (`experiments/configs/pipeline_baseline.py`): the seed's shallow
+            UNet and L2-Net with random triplets; headline: denoised input.
+Either way the separately trained descriptor is also scored with noisy,
+denoised and clean inputs (the seed's Fig. 4 table). Every stage resumes:
+rerun the same command after an interruption and finished stages are skipped.
 
   bash run.sh main                                   # what the README's first command runs
   python -m experiments.main --workdir=workdirs/main --size=small
-  python -m experiments.main --data_dir=DATA --denoiser_epochs=50 --descriptor_epochs=50
+  python -m experiments.main --pipeline=baseline --workdir=workdirs/main_baseline
+  python -m experiments.main --data_dir=DATA --denoiser_epochs=50 --descriptor_epochs=20
 
 Numbers on the embedded dataset are synthetic-data results, not N-HPatches ones.
 """
@@ -23,11 +32,12 @@ import os  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
 
-from experiments.configs import denoiser as denoiser_config  # noqa: E402
-from experiments.configs import descriptor as descriptor_config  # noqa: E402
+from experiments.configs import pipelines  # noqa: E402
 
+_PIPELINE = flags.DEFINE_enum("pipeline", "best", list(pipelines.PIPELINES),
+                              "which pipeline config")
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/main", "run folder: denoiser/, "
-                               "descriptor/, results.json, results.md")
+                               "descriptor/, joint/, results.json, results.md")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "N-HPatches or HPatches root; absent: "
                                 "the embedded synthetic dataset of --size")
 _SIZE = flags.DEFINE_enum("size", "small", ["smoke", "small", "medium", "large"],
@@ -35,47 +45,55 @@ _SIZE = flags.DEFINE_enum("size", "small", ["smoke", "small", "medium", "large"]
 _TRAIN_LABELS = flags.DEFINE_integer(
     "train_labels", 600, "train labels (x16 patches) the denoiser sees per epoch; 0: all")
 _DENOISER_EPOCHS = flags.DEFINE_integer("denoiser_epochs", 2, "denoiser epochs")
-_TRIPLETS = flags.DEFINE_integer("triplets_per_epoch", 10_000, "descriptor triplets per epoch")
+_TRIPLETS = flags.DEFINE_integer("triplets_per_epoch", 10_000, "descriptor triplets (or "
+                                 "anchor-positive pairs, for HardNet's loss) per epoch")
 _DESCRIPTOR_EPOCHS = flags.DEFINE_integer("descriptor_epochs", 2, "descriptor epochs")
+_JOINT_EXAMPLES = flags.DEFINE_integer("joint_examples_per_epoch", 3_200, "joint fine-tuning "
+                                       "triplets or pairs per epoch")
+_JOINT_EPOCHS = flags.DEFINE_integer("joint_epochs", 2, "joint fine-tuning epochs")
 _N_PAIRS = flags.DEFINE_integer("n_pairs", 100_000, "pairs per generated verification file "
                                 "(the official benchmark uses 1,000,000)")
-
-
-def configs(size: str, train_labels: int, denoiser_epochs: int, triplets_per_epoch: int,
-            descriptor_epochs: int):
-  """The denoiser and descriptor configs of the main job (the seed's baseline, shortened)."""
-  den = denoiser_config.get_config("smoke" if size == "smoke" else "")
-  den.data.embedded_size = size
-  den.data.max_train_labels = train_labels
-  den.training.num_epochs = denoiser_epochs
-  des = descriptor_config.get_config("smoke" if size == "smoke" else "")
-  des.data.embedded_size = size
-  des.descriptor.triplets_per_epoch = triplets_per_epoch
-  des.training.num_epochs = descriptor_epochs
-  for c in (den, des):
-    c.training.log_every = 50
-  return den, des
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from nhp_jax.evaluation import from_checkpoints
+  from nhp_jax import atomic
+  from nhp_jax.evaluation import from_checkpoints, report
   from nhp_jax.train import loop
 
   workdir = os.path.abspath(_WORKDIR.value)
-  den_dir, des_dir = os.path.join(workdir, "denoiser"), os.path.join(workdir, "descriptor")
-  den, des = configs(_SIZE.value, _TRAIN_LABELS.value, _DENOISER_EPOCHS.value,
-                     _TRIPLETS.value, _DESCRIPTOR_EPOCHS.value)
-  logging.info("[1/3] denoiser -> %s", den_dir)
-  loop.train_and_evaluate(den, den_dir, _DATA_DIR.value)
-  logging.info("[2/3] descriptor -> %s", des_dir)
-  loop.train_and_evaluate(des, des_dir, _DATA_DIR.value)
-  logging.info("[3/3] evaluation of noisy, denoised and clean inputs")
-  from_checkpoints.evaluate_workdir(
-      workdir, split=des.data.split, data_dir=_DATA_DIR.value, n_pairs=_N_PAIRS.value,
-      json_out=os.path.join(workdir, "results.json"),
-      markdown_out=os.path.join(workdir, "results.md"))
+  dirs = {stage: os.path.join(workdir, stage) for stage in pipelines.STAGES}
+  c = pipelines.pipeline_config(_PIPELINE.value, _SIZE.value, train_labels=_TRAIN_LABELS.value,
+                      denoiser_epochs=_DENOISER_EPOCHS.value,
+                      triplets_per_epoch=_TRIPLETS.value,
+                      descriptor_epochs=_DESCRIPTOR_EPOCHS.value,
+                      joint_examples_per_epoch=_JOINT_EXAMPLES.value,
+                      joint_epochs=_JOINT_EPOCHS.value)
+  stages = [s for s in pipelines.STAGES if s in c]
+  if "joint" in c:
+    c.joint.joint.denoiser_workdir, c.joint.joint.descriptor_workdir = (dirs["denoiser"],
+                                                                        dirs["descriptor"])
+  for i, stage in enumerate(stages):
+    logging.info("[%d/%d] %s -> %s", i + 1, len(stages) + 1, stage, dirs[stage])
+    loop.train_and_evaluate(c[stage], dirs[stage], _DATA_DIR.value)
+  logging.info("[%d/%d] evaluation", len(stages) + 1, len(stages) + 1)
+  kw = {"split": c.descriptor.data.split, "data_dir": _DATA_DIR.value, "n_pairs": _N_PAIRS.value}
+  doc = from_checkpoints.evaluate_workdir(workdir, **kw)
+  inputs = dict(doc["details"]["inputs"])
+  if "joint" in c:   # the pipeline's own descriptor: noisy patches through the fine-tuned pair
+    joint_doc = from_checkpoints.evaluate_workdir(None, descriptor_workdir=dirs["joint"],
+                                                  inputs=("noisy",), **kw)
+    inputs["joint"] = joint_doc["details"]["inputs"]["noisy"]
+    doc = {t: joint_doc.get(t) for t in report.TASKS}
+    doc["details"] = dict(joint_doc["details"], headline_input="joint", inputs=inputs)
+  report.write_results(os.path.join(workdir, "results.json"), doc)
+  table = from_checkpoints.comparison_table(inputs)
+  print(table, end="", flush=True)
+  atomic.write_text(os.path.join(workdir, "results.md"),
+                    f"Pipeline {c.name}, split {kw['split']}, data "
+                    f"{_DATA_DIR.value or 'embedded ' + _SIZE.value}; columns noisy / denoised / "
+                    f"clean: the separately trained descriptor"
+                    + ("; joint: the fine-tuned pair from noisy patches" if "joint" in c else "")
+                    + "\n\n" + table)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 
 Studies (experiments/configs/studies/): baseline (Fig. 4), denoisers
 (Fig. 6), descriptor_input (Fig. 8), triplets (Fig. 10), final (Fig. 11),
-curves (Figs. 2, 3, 9, 14, 15). Runs they share are trained once; finished
+curves (Figs. 2, 3, 9, 14, 15), and beyond (#9: the seed's proposal vs HardNet,
+SOS, Adam, augmentation and joint fine-tuning). Runs they share are trained once; finished
 runs and scored rows are skipped, unfinished runs resume from their last
 checkpoint, so rerunning after an interruption continues where it stopped.
 Writes `<workdir>/RESULTS.md` with every study's table and wall time.
@@ -23,7 +24,7 @@ import sys  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
 
-STUDIES = ("baseline", "denoisers", "descriptor_input", "triplets", "final", "curves")
+STUDIES = ("baseline", "denoisers", "descriptor_input", "triplets", "final", "curves", "beyond")
 
 _SCALE = flags.DEFINE_enum("scale", "medium", ["smoke", "medium", "full"], "study scale")
 _STUDIES = flags.DEFINE_list("studies", list(STUDIES), "which studies, in order")

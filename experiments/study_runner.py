@@ -28,6 +28,7 @@ from experiments.configs.studies import catalogue
 from nhp_jax import atomic
 from nhp_jax import errors
 from nhp_jax import inference
+from nhp_jax.data import generator
 from nhp_jax.data import layout
 from nhp_jax.data import patchset as patchset_lib
 from nhp_jax.evaluation import from_checkpoints
@@ -42,8 +43,8 @@ from nhp_jax.train import tasks as tasks_lib
 
 RUNS_DIR, EVALS_DIR, DENOISED_DIR = "runs", "evals", "denoised"
 DONE_FILE = "DONE.json"
-SYNTHETIC_NOTE = ("Synthetic data (the embedded generated dataset), not N-HPatches: compare "
-                  "directions with the seed, not values.")
+SYNTHETIC_NOTE = ("Synthetic data (a dataset made by `nhp_jax.data.generator`), not "
+                  "N-HPatches: compare directions with the seed, not values.")
 
 
 def _digest(obj) -> str:
@@ -56,6 +57,17 @@ def _data_name(data_dir: str | None, config: ml_collections.ConfigDict) -> str:
   if data_dir is not None:
     return os.path.abspath(data_dir)
   return f"embedded:{config.data.embedded_size}-seed{config.data.embedded_seed}"
+
+
+def _synthetic(data: str) -> bool:
+  """Whether a run's data (`_data_name`) is generated: embedded, or a folder whose manifest says so."""
+  if data.startswith("embedded:"):
+    return True
+  try:
+    with open(os.path.join(data, generator.MANIFEST)) as f:
+      return bool(json.load(f).get("synthetic"))
+  except (OSError, ValueError):
+    return False
 
 
 def run_dir(root: str, name: str) -> str:
@@ -335,7 +347,7 @@ def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None 
   header += (f". Training of its runs {compute['train_seconds'] / 60:.1f} min (shared runs "
              f"count in every study using them), scoring with inference "
              f"{compute['eval_seconds'] / 60:.1f} min; this invocation {seconds / 60:.1f} min.\n")
-  if data.startswith("embedded:"):
+  if _synthetic(data):
     header += f"\n{SYNTHETIC_NOTE}\n"
   md = header
   if rows:

@@ -28,7 +28,8 @@ from experiments.configs import common
 
 def get_config(arg: str = ""):
   common.check_arg(arg)
-  c = common.base("descriptor", "l2net", dropout_rate=0.3, l2_normalize=False, input_scale=1.0)
+  c = common.base("descriptor", "l2net", dropout_rate=0.3, l2_normalize=False, final_bn=False,
+                  input_scale=1.0)
   c.data = common.hpatches_data()
   c.optimizer.learning_rate = 0.1
   c.descriptor = {

@@ -1,7 +1,11 @@
 """L2-Net trained with HardNet's hardest-in-batch loss (Mishchuk et al., NeurIPS 2017).
 
 Differences from the seed's descriptor (`descriptor.py`):
-  * L2-normalised descriptors (`model.kwargs.l2_normalize=True`);
+  * L2-normalised descriptors (`model.kwargs.l2_normalize=True`) after a
+    batch norm without scale or offset (`model.kwargs.final_bn=True`), as
+    HardNet's last layer. Without it the descriptors crowd into one
+    direction: on the embedded medium set, 150 steps at batch 128 reached a
+    validation loss of 0.92 without it and 0.57 with it (lr 0.01);
   * batches of B anchor-positive pairs of B distinct labels (two distinct
     images of each, uniform); each pair's negative is the closest non-matching
     descriptor of the batch, either way round ("anchor swap"); loss
@@ -11,10 +15,10 @@ Differences from the seed's descriptor (`descriptor.py`):
     pair 510 candidate negatives. Raise it on an accelerator
     (`--config.training.batch_size=1024`);
   * HardNet's optimiser: SGD, momentum 0.9, learning rate decayed linearly to
-    0 over the run. HardNet's code uses PyTorch's momentum with dampening 0.9
-    at lr 0.1, whose steady-state step is lr x gradient; optax's momentum has
-    no dampening (steady-state step lr / (1 - 0.9) x gradient), so lr 0.01
-    here takes the same steps. HardNet's weight decay 1e-4 is not used;
+    0 over the run; HardNet's weight decay 1e-4 is not used. Learning rate
+    0.1, measured: after the same 150 steps the validation loss was 0.566 at
+    lr 0.01, 0.357 at 0.1 and 0.368 at 0.5 (optax's momentum has no
+    dampening, so its steps are 10x PyTorch's dampened ones at equal lr);
   * anchors and positives go through separate batch-norm passes, as in
     HardNet's code (`descriptor.bn_passes=2`);
   * 100,000 pairs per epoch, 20 epochs.
@@ -42,10 +46,11 @@ from experiments.configs import descriptor
 def get_config(arg: str = ""):
   c = descriptor.get_config(arg)
   c.model.kwargs.l2_normalize = True
+  c.model.kwargs.final_bn = True
   c.descriptor.loss = "hardest_in_batch"
   c.descriptor.bn_passes = 2
   c.optimizer.name = "sgd"
-  c.optimizer.learning_rate = 0.01
+  c.optimizer.learning_rate = 0.1
   c.optimizer.momentum = 0.9
   c.optimizer.schedule = "linear"
   c.optimizer.end_factor = 0.0

@@ -226,6 +226,23 @@ def _gathered(indices: tf.data.Dataset,
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _gathered_rows(indices: tf.data.Dataset, pixels: np.ndarray, clean: np.ndarray | None,
+                   keys: tuple[str, ...], batch_size: int) -> tf.data.Dataset:
+  """(B, len(keys)) index batches -> {key: pixels of column k} (+ "clean_"+key from `clean`)."""
+  n = len(keys)
+
+  def gather(index):
+    # One fancy-index per array for the whole batch: column 0 of every row, then 1, ...
+    flat = index.T.reshape(-1)
+    x = pixels[flat].reshape(n, batch_size, _P, _P, 1)
+    if clean is None:
+      return tuple(x)
+    return (*x, *clean[flat].reshape(n, batch_size, _P, _P, 1))
+
+  names = keys if clean is None else keys + tuple("clean_" + k for k in keys)
+  return _gathered(indices, gather, names, batch_size)
+
+
 def denoiser_dataset(patches: patchset_lib.PatchSet, *, batch_size: int, seed: int,
                      start_step: int = 0, num_epochs: int | None = None,
                      shuffle: bool = True, drop_remainder: bool = True) -> tf.data.Dataset:
@@ -272,7 +289,8 @@ def descriptor_dataset(patches: patchset_lib.PatchSet, *, batch_size: int, seed:
                        far_gap: int = triplets.DEFAULT_FAR_GAP,
                        source: str | np.ndarray = "clean",
                        distinct_anchors: bool = True, start_step: int = 0,
-                       num_epochs: int | None = None) -> tf.data.Dataset:
+                       num_epochs: int | None = None, with_clean: bool = False
+                       ) -> tf.data.Dataset:
   """Triplet batches for the descriptor, following a strategy or curriculum.
 
   Args:
@@ -289,9 +307,12 @@ def descriptor_dataset(patches: patchset_lib.PatchSet, *, batch_size: int, seed:
       baseline behaviour).
     start_step: first global step to yield (resume).
     num_epochs: epochs counted from 0; None repeats forever.
+    with_clean: also yield the clean patches of the same rows, as
+      "clean_anchor", "clean_positive", "clean_negative" (joint fine-tuning).
 
   Returns:
-    Dataset of {"anchor", "positive", "negative"}: (B, 32, 32, 1) uint8, 0..255.
+    Dataset of {"anchor", "positive", "negative"}: (B, 32, 32, 1) uint8, 0..255
+    (and their "clean_" counterparts with `with_clean`).
 
   Raises:
     ConfigError: bad sizes, seed, schedule, far_gap or source name.
@@ -316,22 +337,19 @@ def descriptor_dataset(patches: patchset_lib.PatchSet, *, batch_size: int, seed:
         triplets_per_epoch=triplets_per_epoch, schedule=schedule, far_gap=far_gap,
         distinct_anchors=distinct_anchors)
 
-  def gather(index):
-    # One fancy-index for the whole batch: anchors, then positives, negatives.
-    x = pixels[index.T.reshape(-1)].reshape(3, batch_size, _P, _P, 1)
-    return x[0], x[1], x[2]
-
   indices = _index_batches(epoch_indices, samples=steps * batch_size, item_shape=(3,),
                            batch_size=batch_size, drop_remainder=True,
                            start_step=start_step, num_epochs=num_epochs)
-  return _gathered(indices, gather, ("anchor", "positive", "negative"), batch_size)
+  return _gathered_rows(indices, pixels, _flat_patches(patches.clean) if with_clean else None,
+                        ("anchor", "positive", "negative"), batch_size)
 
 
 def anchor_positive_dataset(patches: patchset_lib.PatchSet, *, batch_size: int, seed: int,
                             pairs_per_epoch: int,
                             schedule: str | Sequence[tuple[str, int]] = "regular",
                             source: str | np.ndarray = "clean", start_step: int = 0,
-                            num_epochs: int | None = None) -> tf.data.Dataset:
+                            num_epochs: int | None = None, with_clean: bool = False
+                            ) -> tf.data.Dataset:
   """Anchor-positive batches of distinct labels, for losses with in-batch negatives.
 
   Args:
@@ -344,9 +362,12 @@ def anchor_positive_dataset(patches: patchset_lib.PatchSet, *, batch_size: int, 
       already-denoised patches (see `denoise_source`).
     start_step: first global step to yield (resume).
     num_epochs: epochs counted from 0; None repeats forever.
+    with_clean: also yield the clean patches of the same rows, as
+      "clean_anchor", "clean_positive" (joint fine-tuning).
 
   Returns:
-    Dataset of {"anchor", "positive"}: (B, 32, 32, 1) uint8, 0..255.
+    Dataset of {"anchor", "positive"}: (B, 32, 32, 1) uint8, 0..255 (and
+    their "clean_" counterparts with `with_clean`).
 
   Raises:
     ConfigError: bad sizes, seed, schedule (far_negative included) or source name.
@@ -369,14 +390,11 @@ def anchor_positive_dataset(patches: patchset_lib.PatchSet, *, batch_size: int, 
     return anchor_positive_epoch_indices(num_labels, seed, epoch, batch_size=batch_size,
                                          pairs_per_epoch=pairs_per_epoch, schedule=schedule)
 
-  def gather(index):
-    x = pixels[index.T.reshape(-1)].reshape(2, batch_size, _P, _P, 1)
-    return x[0], x[1]
-
   indices = _index_batches(epoch_indices, samples=steps * batch_size, item_shape=(2,),
                            batch_size=batch_size, drop_remainder=True,
                            start_step=start_step, num_epochs=num_epochs)
-  return _gathered(indices, gather, ("anchor", "positive"), batch_size)
+  return _gathered_rows(indices, pixels, _flat_patches(patches.clean) if with_clean else None,
+                        ("anchor", "positive"), batch_size)
 
 
 def denoise_source(patches: patchset_lib.PatchSet,

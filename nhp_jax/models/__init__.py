@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from nhp_jax.errors import ConfigError
-from nhp_jax.models import dncnn, l2net, unet
+from nhp_jax.models import denoise_describe, dncnn, l2net, unet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "unet_shallow": unet.ShallowUNet,
@@ -25,6 +25,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "dncnn": dncnn.DnCNN,
     "dncnn_transfer": dncnn.DnCNNTransfer,
     "l2net": l2net.L2Net,
+    # A denoiser and a descriptor end to end: kwargs denoiser={"name", "kwargs"},
+    # descriptor={"name", "kwargs"} (see `denoise_describe.build`).
+    "denoise_describe": denoise_describe.DenoiseDescribe,
 }
 
 
@@ -38,6 +41,14 @@ def get_model(name: str, **kwargs) -> nn.Module:
   if name not in MODELS:
     raise ConfigError(f"model: unknown name {name!r}; known: {', '.join(sorted(MODELS))}")
   cls = MODELS[name]
+  if cls is denoise_describe.DenoiseDescribe:
+    unknown = sorted(set(kwargs) - {"denoiser", "descriptor", "dtype"})
+    missing = sorted({"denoiser", "descriptor"} - set(kwargs))
+    if unknown or missing:
+      raise ConfigError(f"model {name!r}: expected attributes denoiser and descriptor (model "
+                        f"sections) and optionally dtype; unknown {unknown}, missing {missing}")
+    return denoise_describe.build(kwargs["denoiser"], kwargs["descriptor"],
+                                  kwargs.get("dtype"), get_model=get_model)
   fields = [f.name for f in dataclasses.fields(cls) if f.name not in ("parent", "name")]
   unknown = sorted(set(kwargs) - set(fields))
   if unknown:

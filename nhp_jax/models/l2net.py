@@ -94,6 +94,9 @@ class L2Net(nn.Module):
     dropout_rate: dropout before the head, active only with train=True
       (needs a "dropout" rng).
     l2_normalize: divide each descriptor by its L2 norm.
+    final_bn: batch norm without scale or offset after the head (HardNet's
+      last layer): centres and whitens each dimension over the batch, so L2-
+      normalised descriptors cannot all crowd into one direction.
     input_scale: multiplies the input first (1.0: raw 0..255 pixels).
     dtype: computation dtype (e.g. jnp.bfloat16); batch-norm statistics are
       reduced in float32 and the output is float32.
@@ -101,6 +104,7 @@ class L2Net(nn.Module):
   """
   dropout_rate: float = 0.3
   l2_normalize: bool = False
+  final_bn: bool = False
   input_scale: float = 1.0
   dtype: Any = None
   param_dtype: Any = jnp.float32
@@ -126,6 +130,10 @@ class L2Net(nn.Module):
     x = FullFrameConv(DESCRIPTOR_DIM, (HEAD_SIZE, HEAD_SIZE), dtype=self.dtype,
                       param_dtype=self.param_dtype, name="head")(x)
     x = x.astype(jnp.float32)
+    if self.final_bn:
+      x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
+                       epsilon=BN_EPSILON, use_fast_variance=False, use_scale=False,
+                       use_bias=False, name="head_bn")(x)
     if self.l2_normalize:
       x = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
     return x

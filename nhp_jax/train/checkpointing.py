@@ -104,6 +104,7 @@ ADDED_FIELDS = {
     "descriptor.sos_weight": 0.0,
     "descriptor.sos_k": 8,
     "descriptor.augment": "none",
+    "model.kwargs.final_bn": False,
 }
 
 
@@ -126,7 +127,7 @@ def _path_str(path) -> str:
                   for k in path)
 
 
-def _variable_shapes(tree) -> dict[str, tuple[int, ...]]:
+def variable_shapes(tree) -> dict[str, tuple[int, ...]]:
   """{"params/conv_0/kernel": shape} of the model variables in a state-like tree."""
   out = {}
   for col in _VARIABLES:
@@ -289,11 +290,11 @@ class Checkpointer:
     step = self._resolve(step)
     differing = config_differences(self.saved_config(step), config)
     try:
-      saved_shapes = _variable_shapes(self._manager.item_metadata(step)["state"])
+      saved_shapes = variable_shapes(self._manager.item_metadata(step)["state"])
     except Exception as e:  # pylint: disable=broad-except
       raise errors.CheckpointError(f"{self.directory}/{step}: cannot read the state's "
                                    f"metadata ({type(e).__name__}: {e})") from e
-    shapes = shape_differences(saved_shapes, _variable_shapes(target))
+    shapes = shape_differences(saved_shapes, variable_shapes(target))
     if differing or shapes:
       lines = ([f"  config {d}" for d in differing] + [f"  variable {s}" for s in shapes])
       raise errors.CheckpointError(

@@ -98,6 +98,7 @@ TASK_MODELS = {
     "denoiser": ("unet_shallow", "unet", "dncnn", "dncnn_transfer"),
     "descriptor": ("l2net",),
     "dncnn_pretrain": ("dncnn",),
+    "joint": ("denoise_describe",),
 }
 VALIDATION_SOURCES = ("heldout", "test")
 INPUT_SOURCES = ("clean", "noisy", "denoised")
@@ -138,26 +139,32 @@ _HPATCHES_DATA = {
         "val_labels": _int(1),
     },
 }
+_DESCRIPTOR = {
+    "descriptor": {
+        "margin": _float(0.0, lo_open=True),
+        "bn_passes": _int(1, 3),
+        "triplets_per_epoch": _int(1),
+        "schedule": _str(),
+        "far_gap": _int(1),
+        "distinct_anchors": _bool(),
+        "val_triplets": _int(1),
+        "loss": _str(tuple(steps.DESCRIPTOR_LOSSES)),
+        "sos_weight": _float(0.0),
+        "sos_k": _int(1),
+        "augment": _str(tuple(augment.AUGMENTATIONS)),
+    },
+}
 SCHEMAS: dict[str, dict[str, Any]] = {
     "denoiser": {**_COMMON, **_HPATCHES_DATA,
                  "transfer": {"pretrained_workdir": _str(), "checkpoint": _checkpoint_ref()}},
-    "descriptor": {**_COMMON, **_HPATCHES_DATA,
-                   "descriptor": {
-                       "margin": _float(0.0, lo_open=True),
-                       "bn_passes": _int(1, 3),
-                       "triplets_per_epoch": _int(1),
-                       "schedule": _str(),
-                       "far_gap": _int(1),
-                       "distinct_anchors": _bool(),
-                       "val_triplets": _int(1),
-                       "loss": _str(tuple(steps.DESCRIPTOR_LOSSES)),
-                       "sos_weight": _float(0.0),
-                       "sos_k": _int(1),
-                       "augment": _str(tuple(augment.AUGMENTATIONS)),
-                   },
+    "descriptor": {**_COMMON, **_HPATCHES_DATA, **_DESCRIPTOR,
                    "input": {"source": _str(INPUT_SOURCES), "denoiser_workdir": _str(),
                              "denoiser_checkpoint": _checkpoint_ref(),
                              "denoise_batch_size": _int(1)}},
+    "joint": {**_COMMON, **_HPATCHES_DATA, **_DESCRIPTOR,
+              "joint": {"denoiser_workdir": _str(), "denoiser_checkpoint": _checkpoint_ref(),
+                        "descriptor_workdir": _str(), "descriptor_checkpoint": _checkpoint_ref(),
+                        "mae_weight": _float(0.0)}},
     "dncnn_pretrain": {**_COMMON,
                        "awgn": {
                            "train_photos": _names(),
@@ -256,13 +263,22 @@ def _check_combinations(c: dict[str, Any], device_count: int | None) -> None:
       _fail("transfer.pretrained_workdir",
             "a pretrain_dncnn workdir for model dncnn_transfer, and empty otherwise",
             c["transfer"]["pretrained_workdir"])
-  if task == "descriptor":
+  if task == "joint":
+    for part in ("denoiser", "descriptor"):   # each is a model of that task
+      name = model["kwargs"][part]["name"]
+      if name not in TASK_MODELS[part]:
+        _fail(f"model.kwargs.{part}.name", f"one of {', '.join(TASK_MODELS[part])}", name)
+      if not c["joint"][f"{part}_workdir"]:
+        _fail(f"joint.{part}_workdir", f"the workdir of a trained {part} (joint fine-tuning "
+              "starts from trained networks)", "")
+  if task in ("descriptor", "joint"):
     parse_schedule(c["descriptor"]["schedule"])
     passes = steps.PAIR_BN_PASSES if c["descriptor"]["loss"] == "hardest_in_batch" \
         else steps.BN_PASSES
     if c["descriptor"]["bn_passes"] not in passes:
       _fail("descriptor.bn_passes", f"one of {passes} for loss {c['descriptor']['loss']!r}",
             c["descriptor"]["bn_passes"])
+  if task == "descriptor":
     needs_denoiser = c["input"]["source"] == "denoised"
     if needs_denoiser != bool(c["input"]["denoiser_workdir"]):
       _fail("input.denoiser_workdir",

@@ -24,6 +24,12 @@ triplet loss, scored with the per-triplet form of its own loss (Euclidean
 distances, given negative instead of the batch's hardest), which is the
 criterion the best checkpoint is picked by.
 
+Joint fine-tuning (`joint_train_step`, model `denoise_describe`): the noisy
+patches of a triplet or anchor-positive batch go through the denoiser in one
+pass, its clipped output through the descriptor as in that loss's own step;
+the loss adds `mae_weight` x the denoiser's MAE against the batch's clean
+patches, and the gradient reaches both networks.
+
 Augmentation (`augment`, see `nhp_jax.data.augment`): applied on the device
 to the uint8 batch before the model, anchor and positive with one transform
 per row, a triplet's negative with its own; keys from the state's step key,
@@ -47,43 +53,64 @@ _PAIR = ("anchor", "positive")
 _AUGMENT_GROUPS = (("anchor", "positive"), ("negative",))
 # fold_in tag of the augmentation key: away from the 0, 1, 2 the dropout keys use.
 _AUGMENT_STREAM = 1 << 20
+# fold_in tag of the joint step's denoiser dropout key.
+_DENOISER_STREAM = 1 << 21
+# Batch keys of the clean counterparts of a joint step's noisy patches.
+CLEAN_PREFIX = "clean_"
 
 
 def _pixels(x: jax.Array) -> jax.Array:
   return jnp.asarray(x, jnp.float32)
 
 
-def _apply_train(state, params, batch_stats, x, key):
-  """Model in train mode; returns (output, new batch_stats)."""
+def _apply_train(state, params, batch_stats, x, key, method=None):
+  """Model (or its `method`) in train mode; returns (output, new batch_stats)."""
   out, new_vars = state.apply_fn({"params": params, "batch_stats": batch_stats}, x,
-                                 train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+                                 train=True, rngs={"dropout": key}, mutable=["batch_stats"],
+                                 method=method)
   return out, new_vars.get("batch_stats", batch_stats)
 
 
-def _augmented(batch, names, augment, key):
-  """The batch's `names` entries, augmented with `augment` when it is not "none"."""
+def _augmented(batch, names, augment, key, groups=_AUGMENT_GROUPS):
+  """The batch's `names` entries, augmented with `augment` when it is not "none".
+
+  Every entry of a group gets the same transform per row (`groups`).
+  """
   batch = {k: batch[k] for k in names}
   if augment == "none":
     return batch
-  groups = [[k for k in g if k in batch] for g in _AUGMENT_GROUPS]
+  groups = [[k for k in g if k in batch] for g in groups]
   return augment_lib.get_augmentation(augment)(
       jax.random.fold_in(key, _AUGMENT_STREAM), batch, [g for g in groups if g])
 
 
-def _describe(state, params, xs, key, bn_passes):
+def _describe(state, params, batch_stats, xs, key, bn_passes, method=None):
   """Descriptors of each of `xs` in train mode: one pass over all, or one pass each.
 
   Returns:
     (list of descriptors, one per x; new batch_stats).
   """
   if bn_passes == 1:
-    desc, stats = _apply_train(state, params, state.batch_stats, jnp.concatenate(xs), key)
+    desc, stats = _apply_train(state, params, batch_stats, jnp.concatenate(xs), key, method)
     return jnp.split(desc, len(xs)), stats
-  stats, descs = state.batch_stats, []
+  stats, descs = batch_stats, []
   for i, x in enumerate(xs):
-    d, stats = _apply_train(state, params, stats, x, jax.random.fold_in(key, i))
+    d, stats = _apply_train(state, params, stats, x, jax.random.fold_in(key, i), method)
     descs.append(d)
   return descs, stats
+
+
+def _objective(loss: str, descs, *, margin: float, sos_weight: float = 0.0, sos_k: int = 8):
+  """(loss value, metrics) of descriptor loss `loss` on [a, p, n] or [a, p] descriptors."""
+  if loss == "triplet":
+    a, p, n = descs
+    return losses.triplet_margin(a, p, n, margin), losses.triplet_metrics(a, p, n, margin)
+  a, p = descs
+  value, extra = losses.hardest_in_batch(a, p, margin), losses.hardest_in_batch_metrics(a, p, margin)
+  if sos_weight:
+    extra["sos"] = losses.second_order_similarity(a, p, sos_k)
+    value = value + sos_weight * extra["sos"]
+  return value, extra
 
 
 def _optimizer_metrics(state, grads):
@@ -140,8 +167,9 @@ def descriptor_train_step(state, batch, *, margin: float = 1.0, bn_passes: int =
   xs = [_pixels(batch[k]) for k in _TRIPLET]
 
   def loss_fn(params):
-    (a, p, n), stats = _describe(state, params, xs, key, bn_passes)
-    return losses.triplet_margin(a, p, n, margin), (stats, losses.triplet_metrics(a, p, n, margin))
+    descs, stats = _describe(state, params, state.batch_stats, xs, key, bn_passes)
+    loss, extra = _objective("triplet", descs, margin=margin)
+    return loss, (stats, extra)
 
   (loss, (stats, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   metrics = {"loss": loss, **extra, **_optimizer_metrics(state, grads)}
@@ -180,16 +208,64 @@ def hardest_in_batch_train_step(state, batch, *, margin: float = 1.0, bn_passes:
   xs = [_pixels(batch[k]) for k in _PAIR]
 
   def loss_fn(params):
-    (a, p), stats = _describe(state, params, xs, key, bn_passes)
-    loss = losses.hardest_in_batch(a, p, margin)
-    extra = losses.hardest_in_batch_metrics(a, p, margin)
-    if sos_weight:
-      extra["sos"] = losses.second_order_similarity(a, p, sos_k)
-      loss = loss + sos_weight * extra["sos"]
+    descs, stats = _describe(state, params, state.batch_stats, xs, key, bn_passes)
+    loss, extra = _objective("hardest_in_batch", descs, margin=margin, sos_weight=sos_weight,
+                             sos_k=sos_k)
     return loss, (stats, extra)
 
   (loss, (stats, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   metrics = {"loss": loss, **extra, **_optimizer_metrics(state, grads)}
+  return state.apply_gradients(grads, stats), metrics
+
+
+def joint_train_step(state, batch, *, loss: str = "triplet", mae_weight: float = 0.1,
+                     margin: float = 1.0, bn_passes: int = 3, sos_weight: float = 0.0,
+                     sos_k: int = 8, augment: str = "none"):
+  """One end-to-end step of a denoiser and a descriptor (`models.denoise_describe`).
+
+  The noisy patches of the batch go through the denoiser in one pass; its
+  output, clipped to 0..255, goes through the descriptor as in that loss's
+  own step; the loss is descriptor loss + mae_weight * MAE(denoised, clean),
+  and its gradient reaches both networks.
+
+  Args:
+    state: TrainState of a `DenoiseDescribe` model.
+    batch: noisy {"anchor", "positive"[, "negative"]} and their clean
+      counterparts {"clean_anchor", ...}: (B, 32, 32, 1) uint8 pixels 0..255;
+      "negative" for `loss="triplet"`, anchor-positive rows of distinct labels
+      for "hardest_in_batch".
+    loss: "triplet" or "hardest_in_batch" (a key of `DESCRIPTOR_LOSSES`).
+    mae_weight: weight of the denoiser's MAE (pixel units) in the loss.
+    margin, bn_passes, sos_weight, sos_k, augment: as in that loss's step
+      (bn_passes counts the descriptor's passes; the clean patches get the
+      same transform as their noisy ones).
+
+  Returns:
+    (next state, metrics): "loss" (the total), "descriptor_loss", "mae",
+    that loss's own metrics, "grad_norm", "lr"; each () float32.
+  """
+  names = _TRIPLET if loss == "triplet" else _PAIR
+  passes = BN_PASSES if loss == "triplet" else PAIR_BN_PASSES
+  if bn_passes not in passes:
+    raise ValueError(f"bn_passes must be one of {passes} for loss {loss!r}, got {bn_passes}")
+  key = state.step_key()
+  groups = tuple(g + tuple(CLEAN_PREFIX + k for k in g) for g in _AUGMENT_GROUPS)
+  batch = _augmented(batch, names + tuple(CLEAN_PREFIX + k for k in names), augment, key,
+                     groups)
+  noisy = jnp.concatenate([_pixels(batch[k]) for k in names])
+  clean = jnp.concatenate([_pixels(batch[CLEAN_PREFIX + k]) for k in names])
+
+  def loss_fn(params):
+    denoised, stats = _apply_train(state, params, state.batch_stats, noisy,
+                                   jax.random.fold_in(key, _DENOISER_STREAM), "denoise")
+    mae = losses.mae(denoised, clean)
+    xs = jnp.split(jnp.clip(denoised, 0.0, 255.0), len(names))
+    descs, stats = _describe(state, params, stats, xs, key, bn_passes, "describe")
+    value, extra = _objective(loss, descs, margin=margin, sos_weight=sos_weight, sos_k=sos_k)
+    return value + mae_weight * mae, (stats, {"descriptor_loss": value, "mae": mae, **extra})
+
+  (total, (stats, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  metrics = {"loss": total, **extra, **_optimizer_metrics(state, grads)}
   return state.apply_gradients(grads, stats), metrics
 
 

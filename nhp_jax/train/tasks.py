@@ -246,14 +246,44 @@ def descriptor(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
   shares may repeat a label, rarely when the labels far outnumber the batch).
   """
   train, val = hpatches_data(config, data_dir)
+  step = steps.DESCRIPTOR_LOSSES[_descriptor_loss(config, train)][0]   # checked before denoising
+  train_source, val_pixels = _descriptor_sources(config, train, val)
   cfg = config.descriptor
-  if cfg.loss not in steps.DESCRIPTOR_LOSSES:
-    raise errors.ConfigError(f"config.descriptor.loss: unknown {cfg.loss!r}; known: "
+  options = {"margin": cfg.margin, "bn_passes": cfg.bn_passes, "augment": cfg.augment}
+  if cfg.loss == "hardest_in_batch":
+    options.update(sos_weight=cfg.sos_weight, sos_k=cfg.sos_k)
+  return _descriptor_task(config, train, val_pixels, train_source=train_source,
+                          train_step=functools.partial(step, **options),
+                          title=f"L2-Net ({config.input.source} input, {cfg.schedule})")
+
+
+def _descriptor_loss(config: ml_collections.ConfigDict, train: PatchSet) -> str:
+  """`config.descriptor.loss`, checked against the known losses and the batch."""
+  loss = config.descriptor.loss
+  if loss not in steps.DESCRIPTOR_LOSSES:
+    raise errors.ConfigError(f"config.descriptor.loss: unknown {loss!r}; known: "
                              f"{', '.join(steps.DESCRIPTOR_LOSSES)}")
   _check_hardest_in_batch(config, train.num_labels)
-  train_step, eval_step = steps.DESCRIPTOR_LOSSES[cfg.loss]
+  return loss
+
+
+def _descriptor_task(config: ml_collections.ConfigDict, train: PatchSet, val_pixels: np.ndarray,
+                     *, train_source, train_step: Callable, title: str,
+                     with_clean: bool = False, prepare: Callable = lambda s: s) -> Task:
+  """The Task of a descriptor loss: batches, fixed validation triplets, curves.
+
+  Args:
+    config: a descriptor or joint config (`config.descriptor` is read).
+    train: the training PatchSet.
+    val_pixels: (L, 16, 32, 32) uint8 validation patches as the model sees them.
+    train_source: what training batches are gathered from (see `pipelines`).
+    train_step: the step, with its options bound.
+    title: figure title (the loss name is appended).
+    with_clean: training batches also carry the clean patches.
+    prepare: applied to a fresh state.
+  """
+  cfg = config.descriptor
   schedule = config_validation.parse_schedule(cfg.schedule)
-  train_source, val_pixels = _descriptor_sources(config, train, val)
   per_process_examples = cfg.triplets_per_epoch // jax.process_count()
   pairs = cfg.loss == "hardest_in_batch"
 
@@ -261,24 +291,24 @@ def descriptor(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
     if pairs:
       return pipelines.as_numpy(pipelines.anchor_positive_dataset(
           train, batch_size=batch_size, seed=seed, pairs_per_epoch=per_process_examples,
-          schedule=schedule, source=train_source, start_step=start_step))
+          schedule=schedule, source=train_source, start_step=start_step,
+          with_clean=with_clean))
     return pipelines.as_numpy(pipelines.descriptor_dataset(
         train, batch_size=batch_size, seed=seed, triplets_per_epoch=per_process_examples,
         schedule=schedule, far_gap=cfg.far_gap, source=train_source,
-        distinct_anchors=cfg.distinct_anchors, start_step=start_step))
+        distinct_anchors=cfg.distinct_anchors, start_step=start_step, with_clean=with_clean))
 
   rng = np.random.default_rng([config.seed, 11])
-  index = triplets.sample_triplets(rng, val.num_labels, cfg.val_triplets, "regular").flat()
+  num_val_labels = val_pixels.shape[0]
+  index = triplets.sample_triplets(rng, num_val_labels, cfg.val_triplets, "regular").flat()
   pixels = _flat(val_pixels)
-  step_options = {"margin": cfg.margin, "bn_passes": cfg.bn_passes, "augment": cfg.augment}
   if pairs:
-    step_options.update(sos_weight=cfg.sos_weight, sos_k=cfg.sos_k)
     loss_name = "hardest-in-batch loss" + (f" + {cfg.sos_weight:g} SOS" if cfg.sos_weight else "")
   else:
     loss_name = "triplet loss"
   return Task(
-      train_step=functools.partial(train_step, **step_options),
-      eval_step=functools.partial(eval_step, margin=cfg.margin),
+      train_step=train_step,
+      eval_step=functools.partial(steps.DESCRIPTOR_LOSSES[cfg.loss][1], margin=cfg.margin),
       eval_summary=steps.descriptor_eval_summary, train_batches=train_batches,
       val_data={k: pixels[index[:, i]] for i, k in enumerate(("anchor", "positive", "negative"))},
       steps_per_epoch=pipelines.descriptor_steps_per_epoch(cfg.triplets_per_epoch,
@@ -286,13 +316,74 @@ def descriptor(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
       patches_per_example=2 if pairs else 3,
       curves=(("loss", loss_name), ("active_fraction", "active pairs" if pairs
                                     else "active triplets")),
-      title=f"L2-Net ({config.input.source} input, {cfg.schedule}): {loss_name}")
+      title=f"{title}: {loss_name}", prepare=prepare)
+
+
+JOINT_PARTS = ("denoiser", "descriptor")
+
+
+def _load_pair(config: ml_collections.ConfigDict):
+  """state -> state holding the trained denoiser and descriptor of `config.joint`.
+
+  Each run's model section must match `config.model.kwargs.<part>`; the
+  optimiser state is initialised again for the loaded parameters. Only a
+  fresh run calls it: a resumed run restores its own fine-tuned weights.
+  """
+  def prepare(state):
+    loaded = {}
+    for part in JOINT_PARTS:
+      workdir = config.joint[f"{part}_workdir"]
+      variables, saved, step = checkpointing.load_variables(workdir,
+                                                            config.joint[f"{part}_checkpoint"])
+      expected = config.model.kwargs[part].to_dict()
+      diff = checkpointing.config_differences({"model": saved["model"]}, {"model": expected},
+                                              ignore=())
+      if diff:
+        raise errors.ConfigError(
+            f"joint.{part}_workdir: {workdir} holds a {saved['model']['name']!r} run whose model "
+            f"differs from config.model.kwargs.{part} ({'; '.join(diff)})")
+      logging.info("joint: %s from %s (%s, step %d)", part, workdir, saved["model"]["name"], step)
+      loaded[part] = variables
+    new = {col: {p: loaded[p][col] for p in JOINT_PARTS if loaded[p].get(col)}
+           for col in ("params", "batch_stats")}
+    diff = checkpointing.shape_differences(checkpointing.variable_shapes(new),
+                                           checkpointing.variable_shapes(state.variables))
+    if diff:
+      raise errors.ConfigError("joint: the loaded networks do not fit config.model: "
+                               + "; ".join(diff[:5]))
+    return state.replace(params=new["params"], batch_stats=new["batch_stats"],
+                         opt_state=state.tx.init(new["params"]))
+  return prepare
+
+
+def joint(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
+  """A trained denoiser and descriptor fine-tuned end to end on noisy patches.
+
+  The model is `denoise_describe` (denoiser, then descriptor); batches are
+  the descriptor loss's batches of noisy patches with their clean
+  counterparts; the loss is the descriptor loss + `joint.mae_weight` x the
+  denoiser's MAE (`steps.joint_train_step`). Validated on fixed regular
+  triplets of noisy patches through both networks, with the descriptor
+  loss's own criterion.
+  """
+  train, val = hpatches_data(config, data_dir)
+  cfg = config.descriptor
+  loss = _descriptor_loss(config, train)
+  step = functools.partial(steps.joint_train_step, loss=loss, mae_weight=config.joint.mae_weight,
+                           margin=cfg.margin, bn_passes=cfg.bn_passes, sos_weight=cfg.sos_weight,
+                           sos_k=cfg.sos_k, augment=cfg.augment)
+  return _descriptor_task(
+      config, train, val.noisy, train_source="noisy", train_step=step, with_clean=True,
+      prepare=_load_pair(config),
+      title=f"Joint {config.model.kwargs.denoiser.name} + {config.model.kwargs.descriptor.name} "
+            f"({cfg.schedule}, MAE x {config.joint.mae_weight:g})")
 
 
 TASKS: dict[str, Callable[[ml_collections.ConfigDict, str | None], Task]] = {
     "denoiser": denoiser,
     "descriptor": descriptor,
     "dncnn_pretrain": dncnn_pretrain,
+    "joint": joint,
 }
 
 

@@ -1,4 +1,4 @@
-"""The main job end to end at smoke size: train both networks, score three input kinds."""
+"""The main job end to end at smoke size: train the best pipeline's stages, score every input."""
 
 import json
 import os
@@ -18,34 +18,39 @@ def _run(args):
 
 
 @pytest.mark.slow
-def test_main_job_smoke_writes_fig4_table_and_json(tmp_path):
+def test_main_job_smoke_writes_table_and_json(tmp_path):
   workdir = tmp_path / "run"
   cmd = [sys.executable, "-m", "experiments.main", "--size=smoke", f"--workdir={workdir}",
-         "--train_labels=0", "--triplets_per_epoch=300", "--n_pairs=2000"]
+         "--train_labels=0", "--triplets_per_epoch=300", "--joint_examples_per_epoch=96",
+         "--n_pairs=2000"]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   doc = json.loads((workdir / "results.json").read_text())
   inputs = doc["details"]["inputs"]
-  assert sorted(inputs) == ["clean", "denoised", "noisy"]
-  assert doc["details"]["headline_input"] == "denoised"
+  assert sorted(inputs) == ["clean", "denoised", "joint", "noisy"]
+  assert doc["details"]["headline_input"] == "joint"   # the best pipeline's own descriptor
   for kind, sub in inputs.items():
     for task in ("verification", "matching", "retrieval"):
       assert 0.0 <= sub[task] <= 1.0, (kind, task, sub[task])
   for task in ("verification", "matching", "retrieval"):
-    assert doc[task] == inputs["denoised"][task]
+    assert doc[task] == inputs["joint"][task]
   table = (workdir / "results.md").read_text().strip().splitlines()
-  assert table[-5].startswith("| task | noisy | denoised | clean |")
+  assert table[-5].startswith("| task | noisy | denoised | clean | joint |")
   assert [row.split("|")[1].strip() for row in table[-3:]] == [
       "verification", "matching", "retrieval"]
-  # The same checkpoints scored through the evaluate binary, and through an
-  # export in the official CSV layout, give the same numbers.
-  again = tmp_path / "again.json"
-  _run(["experiments.evaluate", f"--workdir={workdir}", "--n_pairs=2000", f"--json_out={again}"])
-  again = json.loads(again.read_text())
-  for task in ("verification", "matching", "retrieval"):
-    assert again[task] == pytest.approx(doc[task], abs=1e-12)
+  # The same checkpoints scored through the evaluate binary (the separately
+  # trained pair: denoised input; the fine-tuned pair: noisy input), and
+  # through an export in the official CSV layout, give the same numbers.
+  for args, expected in (([f"--workdir={workdir}"], inputs["denoised"]),
+                         ([f"--workdir={workdir / 'joint'}"], inputs["joint"])):
+    again = tmp_path / "again.json"
+    _run(["experiments.evaluate", *args, "--n_pairs=2000", f"--json_out={again}"])
+    again = json.loads(again.read_text())
+    for task in ("verification", "matching", "retrieval"):
+      assert again[task] == pytest.approx(expected[task], abs=1e-12)
   descs = tmp_path / "descs"
-  _run(["experiments.export_descriptors", f"--workdir={workdir}", f"--out_dir={descs}"])
+  _run(["experiments.export_descriptors", f"--workdir={workdir / 'joint'}", "--input=noisy",
+        f"--out_dir={descs}"])
   assert sorted(p.name for p in (descs / sorted(os.listdir(descs))[0]).iterdir())[:2] == [
       "e1.csv", "e2.csv"]
   exported = tmp_path / "exported.json"
@@ -54,7 +59,28 @@ def test_main_job_smoke_writes_fig4_table_and_json(tmp_path):
   exported = json.loads(exported.read_text())
   for task in ("verification", "matching", "retrieval"):
     assert exported[task] == pytest.approx(doc[task], abs=1e-6)
-  # A rerun finds both trainings finished and only scores again.
+  # A rerun finds every training finished and only scores again.
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "resumed from" in proc.stderr
+  assert proc.stderr.count("resumed from") == 3
+
+
+@pytest.mark.parametrize("pipeline", ["best", "baseline"])
+def test_pipeline_configs_validate_at_every_size(pipeline):
+  from experiments.configs import pipelines
+  from nhp_jax.train import config_validation
+  for size in ("smoke", "small"):
+    c = pipelines.pipeline_config(pipeline, size, train_labels=0, denoiser_epochs=1,
+                             triplets_per_epoch=1000, descriptor_epochs=1,
+                             joint_examples_per_epoch=500, joint_epochs=1)
+    assert c.name == pipeline
+    assert ("joint" in c) == (pipeline == "best")
+    if "joint" in c:
+      c.joint.joint.denoiser_workdir = c.joint.joint.descriptor_workdir = "run"
+      # The joint stage fine-tunes exactly the two networks of the other stages.
+      assert c.joint.model.kwargs.denoiser.to_dict() == c.denoiser.model.to_dict()
+      assert c.joint.model.kwargs.descriptor.to_dict() == c.descriptor.model.to_dict()
+    for stage in ("denoiser", "descriptor", "joint"):
+      if stage in c:
+        assert c[stage].data.embedded_size == size
+        config_validation.validate(c[stage])

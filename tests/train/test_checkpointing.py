@@ -108,8 +108,11 @@ def test_fields_added_since_a_save_match_at_their_old_value():
   current = descriptor.get_config("smoke")
   saved = current.to_dict()
   for field in checkpointing.ADDED_FIELDS:   # a checkpoint written before these fields existed
-    section, key = field.split(".")
-    del saved[section][key]
+    *sections, key = field.split(".")
+    holder = saved
+    for section in sections:
+      holder = holder[section]
+    del holder[key]
   assert checkpointing.config_differences(saved, current) == []
   current.descriptor.loss = "hardest_in_batch"
   assert checkpointing.config_differences(saved, current) == [

@@ -6,31 +6,45 @@ import os
 
 import pytest
 
+from experiments.configs import pipelines
 from nhp_jax import errors
 from nhp_jax.train import config_validation as cv
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "configs")
 CONFIGS = sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
-                 if f.endswith(".py") and f not in ("__init__.py", "common.py"))
+                 if f.endswith(".py") and f not in ("__init__.py", "common.py", "pipelines.py"))
+# Pipeline configs (the main job's) hold one experiment config per stage.
+PIPELINE_CONFIGS = {m.rsplit(".", 1)[1] for m in pipelines.PIPELINES.values()}
+
+
+def _load_all(name, arg=""):
+  """The experiment configs of a config file: itself, or each stage of a pipeline config."""
+  config = importlib.import_module(f"experiments.configs.{name}").get_config(arg)
+  configs = ([config[s] for s in pipelines.STAGES if s in config] if name in PIPELINE_CONFIGS
+             else [config])
+  for c in configs:   # the runs a config starts from, as a user would pass them
+    if c.model.name == "dncnn_transfer":
+      c.transfer.pretrained_workdir = "workdirs/dncnn_awgn"
+    if c.task == "joint":
+      c.joint.denoiser_workdir, c.joint.descriptor_workdir = "workdirs/den", "workdirs/des"
+  return configs
 
 
 def _load(name, arg=""):
-  config = importlib.import_module(f"experiments.configs.{name}").get_config(arg)
-  if config.model.name == "dncnn_transfer":
-    config.transfer.pretrained_workdir = "workdirs/dncnn_awgn"
-  return config
+  return _load_all(name, arg)[0]
 
 
 @pytest.mark.parametrize("arg", ["", "smoke"])
 @pytest.mark.parametrize("name", CONFIGS)
 def test_shipped_configs_are_valid_json_without_callables(name, arg):
-  config = _load(name, arg)
-  cv.validate(config, device_count=2)
-  assert json.loads(json.dumps(config.to_dict()))["task"] == config.task
+  for config in _load_all(name, arg):
+    cv.validate(config, device_count=2)
+    assert json.loads(json.dumps(config.to_dict()))["task"] == config.task
 
 
 def test_every_task_has_a_config():
-  assert {_load(n).task for n in CONFIGS} == set(cv.SCHEMAS)
+  assert {c.task for n in CONFIGS for c in _load_all(n)} == set(cv.SCHEMAS)
+  assert {"best", "pipeline_baseline"} <= set(CONFIGS)
 
 
 def test_config_docstrings_give_the_command():
@@ -59,7 +73,7 @@ def test_unknown_and_missing_fields():
   _fails(config, r"config\.optimizer\.momentum: missing")
   config = _load("denoiser")
   config.task = "segmenter"
-  _fails(config, r"config\.task: expected one of denoiser, descriptor, dncnn_pretrain")
+  _fails(config, r"config\.task: expected one of denoiser, descriptor, joint, dncnn_pretrain")
 
 
 @pytest.mark.parametrize("field, value, match", [

@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import ml_collections
 
-from experiments.configs import denoiser, descriptor, dncnn_pretrain, dncnn_transfer, unet
+from experiments.configs import (denoiser, descriptor, dncnn_pretrain, dncnn_transfer, hardnet,
+                                 joint, unet)
 
 SCALES = ("smoke", "medium", "full")
 
@@ -40,9 +41,18 @@ def _base(module, scale: str) -> ml_collections.ConfigDict:
   return module.get_config("smoke" if scale == "smoke" else "")
 
 
-def _denoiser(module, *, medium_labels: int, medium_epochs: int):
+def _adam(c: ml_collections.ConfigDict, learning_rate: float) -> ml_collections.ConfigDict:
+  """Adam with a cosine decay to a tenth (#9's optimiser for either network)."""
+  c.optimizer.update(name="adam", learning_rate=learning_rate, momentum=0.0, nesterov=False,
+                     schedule="cosine", end_factor=0.1)
+  return c
+
+
+def _denoiser(module, *, medium_labels: int, medium_epochs: int, adam: float = 0.0):
   def make(scale: str) -> ml_collections.ConfigDict:
     c = _base(module, scale)
+    if adam:
+      _adam(c, adam)
     if scale == "medium":
       c.data.embedded_size = "medium"
       c.data.max_train_labels = medium_labels
@@ -70,11 +80,15 @@ CURRICULUM = {"smoke": "tough_positive:1,regular:1",
               "full": "tough_positive:10,regular:35,far_negative:5"}
 
 
-def _descriptor(source: str, schedule: str = "regular"):
+def _descriptor(source: str, schedule: str = "regular", *, adam: float = 0.0,
+                augment: str = "none"):
   def make(scale: str) -> ml_collections.ConfigDict:
     c = _base(descriptor, scale)
     c.input.source = source
     c.descriptor.schedule = CURRICULUM[scale] if schedule == "curriculum" else schedule
+    c.descriptor.augment = augment
+    if adam:
+      _adam(c, adam)
     if scale == "medium":
       c.data.embedded_size = "medium"
       c.descriptor.triplets_per_epoch = 3_000     # 60 steps per epoch
@@ -83,6 +97,43 @@ def _descriptor(source: str, schedule: str = "regular"):
       c.training.log_every = 60
     return c
   return make
+
+
+def _hardnet(source: str = "clean", *, sos_weight: float = 0.0, augment: str = "none"):
+  """HardNet's loss on L2-Net (`hardnet.py`); medium: batch 128, 500 steps."""
+  def make(scale: str) -> ml_collections.ConfigDict:
+    c = _base(hardnet, scale)
+    c.input.source = source
+    c.descriptor.sos_weight = sos_weight
+    c.descriptor.augment = augment
+    if scale == "medium":
+      c.data.embedded_size = "medium"
+      c.training.batch_size = 128                  # ~0.5 s a step on 2 CPU cores
+      c.descriptor.triplets_per_epoch = 6_400      # pairs: 50 steps per epoch
+      c.training.num_epochs = 10
+      c.training.log_every = 50
+    return c
+  return make
+
+
+def _joint(denoiser_run: str, descriptor_run: str):
+  """Joint fine-tuning (`joint.py`) of two runs with the descriptor run's loss, regular batches.
+
+  Medium: 100-120 steps of 150 (triplets of 50) or 128 (64 pairs) patches.
+  """
+  def make(scale: str) -> ml_collections.ConfigDict:
+    c = joint.for_runs(RUNS[denoiser_run].make(scale), RUNS[descriptor_run].make(scale),
+                       "smoke" if scale == "smoke" else "")
+    c.descriptor.schedule = "regular"
+    if scale == "medium":
+      if c.descriptor.loss == "hardest_in_batch":
+        c.training.batch_size = 64
+        c.descriptor.triplets_per_epoch = 3_200     # pairs: 50 steps per epoch
+      c.training.num_epochs = 2
+      c.training.log_every = 20
+    return c
+  return Run(make, needs=(("joint.denoiser_workdir", denoiser_run),
+                          ("joint.descriptor_workdir", descriptor_run)))
 
 
 _DENOISED = (("input.denoiser_workdir", "unet_shallow"),)
@@ -101,7 +152,18 @@ RUNS: dict[str, Run] = {
     "l2net_tough_positive": Run(_descriptor("clean", "tough_positive")),
     "l2net_far_negative": Run(_descriptor("clean", "far_negative")),
     "l2net_proposed": Run(_descriptor("clean", "curriculum")),
+    # Beyond the seed (#9): one change each to the seed's proposal, and combinations.
+    "unet_adam": Run(_denoiser(unet, medium_labels=200, medium_epochs=2, adam=1e-3)),
+    "l2net_proposed_adam": Run(_descriptor("clean", "curriculum", adam=1e-3)),
+    "l2net_proposed_flip_rot": Run(_descriptor("clean", "curriculum", augment="flip_rot")),
+    "hardnet": Run(_hardnet()),
+    "hardnet_sos": Run(_hardnet(sos_weight=1.0)),
 }
+RUNS.update({   # joint runs build on the configs of the runs above
+    "joint_proposed": _joint("dncnn_transfer", "l2net_proposed"),
+    "joint_hardnet": _joint("dncnn_transfer", "hardnet"),
+    "joint_hardnet_shallow": _joint("unet_shallow", "hardnet"),
+})
 
 # How each scale scores: verification pairs per file, test labels per sequence (0: all).
 EVALUATION = {
