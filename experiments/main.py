@@ -4,11 +4,12 @@ Runs a pipeline end to end at a small scale (minutes on a laptop CPU): builds
 (or reuses) the embedded synthetic dataset, trains each stage of the pipeline
 config for a few hundred steps, then scores on the test split.
 
-Pipelines (`--pipeline`):
-  best      (default, `experiments/configs/best.py`): shallow UNet, L2-Net
-            with HardNet's loss, then both fine-tuned end to end on noisy
-            patches; the headline numbers are the fine-tuned pair's, from
-            noisy patches (column `joint`);
+Pipelines (`--pipeline`, stage settings in `experiments/configs/pipelines.py`):
+  best      (default, `experiments/configs/best.py`): DnCNN pretrained on
+            AWGN + transfer, L2-Net with HardNet's loss, then both fine-tuned
+            end to end on noisy patches; the headline numbers are the
+            fine-tuned pair's, from noisy patches (column `joint`);
+  fast      (`experiments/configs/fast.py`): as best with the shallow UNet;
   baseline  (`experiments/configs/pipeline_baseline.py`): the seed's shallow
             UNet and L2-Net with random triplets; headline: denoised input.
 Either way the separately trained descriptor is also scored with noisy,
@@ -36,21 +37,25 @@ from experiments.configs import pipelines  # noqa: E402
 
 _PIPELINE = flags.DEFINE_enum("pipeline", "best", list(pipelines.PIPELINES),
                               "which pipeline config")
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/main", "run folder: denoiser/, "
-                               "descriptor/, joint/, results.json, results.md")
+_WORKDIR = flags.DEFINE_string("workdir", "workdirs/main", "run folder: one subfolder per "
+                               "stage (pretrain/, denoiser/, descriptor/, joint/), "
+                               "results.json, results.md")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "N-HPatches or HPatches root; absent: "
                                 "the embedded synthetic dataset of --size")
 _SIZE = flags.DEFINE_enum("size", "small", ["smoke", "small", "medium", "large"],
                           "embedded dataset size when --data_dir is absent")
 _TRAIN_LABELS = flags.DEFINE_integer(
-    "train_labels", 600, "train labels (x16 patches) the denoiser sees per epoch; 0: all")
-_DENOISER_EPOCHS = flags.DEFINE_integer("denoiser_epochs", 2, "denoiser epochs")
-_TRIPLETS = flags.DEFINE_integer("triplets_per_epoch", 10_000, "descriptor triplets (or "
+    "train_labels", None, "train labels (x16 patches) the denoiser sees per epoch; 0: all")
+_DENOISER_EPOCHS = flags.DEFINE_integer("denoiser_epochs", None, "denoiser epochs")
+_TRIPLETS = flags.DEFINE_integer("triplets_per_epoch", None, "descriptor triplets (or "
                                  "anchor-positive pairs, for HardNet's loss) per epoch")
-_DESCRIPTOR_EPOCHS = flags.DEFINE_integer("descriptor_epochs", 2, "descriptor epochs")
-_JOINT_EXAMPLES = flags.DEFINE_integer("joint_examples_per_epoch", 3_200, "joint fine-tuning "
+_DESCRIPTOR_EPOCHS = flags.DEFINE_integer("descriptor_epochs", None, "descriptor epochs")
+_JOINT_EXAMPLES = flags.DEFINE_integer("joint_examples_per_epoch", None, "joint fine-tuning "
                                        "triplets or pairs per epoch")
-_JOINT_EPOCHS = flags.DEFINE_integer("joint_epochs", 2, "joint fine-tuning epochs")
+_JOINT_EPOCHS = flags.DEFINE_integer("joint_epochs", None, "joint fine-tuning epochs")
+_PRETRAIN_CROPS = flags.DEFINE_integer("pretrain_crops", None, "DnCNN pretraining: AWGN photo "
+                                       "crops (x16 noisy views) per epoch")
+_PRETRAIN_EPOCHS = flags.DEFINE_integer("pretrain_epochs", None, "DnCNN pretraining epochs")
 _N_PAIRS = flags.DEFINE_integer("n_pairs", 100_000, "pairs per generated verification file "
                                 "(the official benchmark uses 1,000,000)")
 def main(argv):
@@ -62,13 +67,16 @@ def main(argv):
 
   workdir = os.path.abspath(_WORKDIR.value)
   dirs = {stage: os.path.join(workdir, stage) for stage in pipelines.STAGES}
-  c = pipelines.pipeline_config(_PIPELINE.value, _SIZE.value, train_labels=_TRAIN_LABELS.value,
-                      denoiser_epochs=_DENOISER_EPOCHS.value,
-                      triplets_per_epoch=_TRIPLETS.value,
-                      descriptor_epochs=_DESCRIPTOR_EPOCHS.value,
-                      joint_examples_per_epoch=_JOINT_EXAMPLES.value,
-                      joint_epochs=_JOINT_EPOCHS.value)
+  # Scale flags left unset take the pipeline's main-job defaults (pipelines.DEFAULTS).
+  c = pipelines.pipeline_config(
+      _PIPELINE.value, _SIZE.value, train_labels=_TRAIN_LABELS.value,
+      denoiser_epochs=_DENOISER_EPOCHS.value, triplets_per_epoch=_TRIPLETS.value,
+      descriptor_epochs=_DESCRIPTOR_EPOCHS.value,
+      joint_examples_per_epoch=_JOINT_EXAMPLES.value, joint_epochs=_JOINT_EPOCHS.value,
+      pretrain_crops=_PRETRAIN_CROPS.value, pretrain_epochs=_PRETRAIN_EPOCHS.value)
   stages = [s for s in pipelines.STAGES if s in c]
+  if "pretrain" in c:
+    c.denoiser.transfer.pretrained_workdir = dirs["pretrain"]
   if "joint" in c:
     c.joint.joint.denoiser_workdir, c.joint.joint.descriptor_workdir = (dirs["denoiser"],
                                                                         dirs["descriptor"])

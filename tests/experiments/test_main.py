@@ -22,7 +22,7 @@ def test_main_job_smoke_writes_table_and_json(tmp_path):
   workdir = tmp_path / "run"
   cmd = [sys.executable, "-m", "experiments.main", "--size=smoke", f"--workdir={workdir}",
          "--train_labels=0", "--triplets_per_epoch=300", "--joint_examples_per_epoch=96",
-         "--n_pairs=2000"]
+         "--pretrain_crops=4", "--pretrain_epochs=1", "--n_pairs=2000"]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   doc = json.loads((workdir / "results.json").read_text())
@@ -62,25 +62,32 @@ def test_main_job_smoke_writes_table_and_json(tmp_path):
   # A rerun finds every training finished and only scores again.
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stderr.count("resumed from") == 3
+  assert proc.stderr.count("resumed from") == 4   # pretrain, denoiser, descriptor, joint
 
 
-@pytest.mark.parametrize("pipeline", ["best", "baseline"])
+@pytest.mark.parametrize("pipeline", ["best", "fast", "baseline"])
 def test_pipeline_configs_validate_at_every_size(pipeline):
   from experiments.configs import pipelines
   from nhp_jax.train import config_validation
   for size in ("smoke", "small"):
-    c = pipelines.pipeline_config(pipeline, size, train_labels=0, denoiser_epochs=1,
-                             triplets_per_epoch=1000, descriptor_epochs=1,
-                             joint_examples_per_epoch=500, joint_epochs=1)
+    c = pipelines.pipeline_config(pipeline, size, descriptor_epochs=1, joint_epochs=3)
     assert c.name == pipeline
-    assert ("joint" in c) == (pipeline == "best")
+    assert ("joint" in c) == (pipeline != "baseline")
+    assert ("pretrain" in c) == (pipeline == "best")
+    if "pretrain" in c:
+      c.denoiser.transfer.pretrained_workdir = "run"
     if "joint" in c:
       c.joint.joint.denoiser_workdir = c.joint.joint.descriptor_workdir = "run"
       # The joint stage fine-tunes exactly the two networks of the other stages.
       assert c.joint.model.kwargs.denoiser.to_dict() == c.denoiser.model.to_dict()
       assert c.joint.model.kwargs.descriptor.to_dict() == c.descriptor.model.to_dict()
-    for stage in ("denoiser", "descriptor", "joint"):
+      assert c.joint.training.num_epochs == 3
+    assert c.descriptor.training.num_epochs == 1   # the override
+    assert c.denoiser.data.max_train_labels == pipelines.DEFAULTS[pipeline]["train_labels"]
+    for stage in pipelines.STAGES:
       if stage in c:
-        assert c[stage].data.embedded_size == size
+        if "data" in c[stage]:
+          assert c[stage].data.embedded_size == size
         config_validation.validate(c[stage])
+  with pytest.raises(ValueError, match="unknown main-job scale"):
+    pipelines.pipeline_config(pipeline, "small", epochs=3)
