@@ -60,7 +60,7 @@ def _data_name(data_dir: str | None, config: ml_collections.ConfigDict) -> str:
 
 
 def _synthetic(data: str) -> bool:
-  """Whether a run's data (`_data_name`) is generated: embedded, or a folder whose manifest says so."""
+  """Whether a run's data (`_data_name`) is generated: embedded, or its manifest says so."""
   if data.startswith("embedded:"):
     return True
   try:

@@ -23,15 +23,12 @@ UNet: within 0.007 of it, in about half the training time.
 
 import ml_collections
 
-from experiments.configs import dncnn_pretrain, dncnn_transfer, hardnet, joint
+from experiments.configs import dncnn_pretrain, dncnn_transfer, joint
 
 
 def get_config(arg: str = ""):
-  pre = dncnn_pretrain.get_config(arg)
   den = dncnn_transfer.get_config(arg)
-  des = hardnet.get_config(arg)
-  fine = joint.for_runs(den, des, arg)
-  fine.training.batch_size = 16 if arg == "smoke" else 64
-  fine.descriptor.triplets_per_epoch = 96 if arg == "smoke" else 50_000
-  return ml_collections.ConfigDict({"name": "best", "pretrain": pre, "denoiser": den,
-                                    "descriptor": des, "joint": fine})
+  c = ml_collections.ConfigDict({"name": "best", "pretrain": dncnn_pretrain.get_config(arg),
+                                 "denoiser": den})
+  c.update(joint.hardnet_pipeline(den, arg))
+  return c

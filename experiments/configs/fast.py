@@ -18,14 +18,11 @@ cheaper joint stage).
 
 import ml_collections
 
-from experiments.configs import denoiser, hardnet, joint
+from experiments.configs import denoiser, joint
 
 
 def get_config(arg: str = ""):
   den = denoiser.get_config(arg)
-  des = hardnet.get_config(arg)
-  fine = joint.for_runs(den, des, arg)
-  fine.training.batch_size = 16 if arg == "smoke" else 64
-  fine.descriptor.triplets_per_epoch = 96 if arg == "smoke" else 50_000
-  return ml_collections.ConfigDict({"name": "fast", "denoiser": den, "descriptor": des,
-                                    "joint": fine})
+  c = ml_collections.ConfigDict({"name": "fast", "denoiser": den})
+  c.update(joint.hardnet_pipeline(den, arg))
+  return c

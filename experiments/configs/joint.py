@@ -61,5 +61,21 @@ def for_runs(denoiser_config: ml_collections.ConfigDict,
   return c
 
 
+def hardnet_pipeline(denoiser_config: ml_collections.ConfigDict, arg: str = ""
+                     ) -> ml_collections.ConfigDict:
+  """The pipeline of `best.py` / `fast.py` after its denoiser: HardNet L2-Net, then joint.
+
+  Returns:
+    {"descriptor": the `hardnet.py` config, "joint": its joint fine-tuning
+    with `denoiser_config`, 64 pairs a step (a DnCNN runs over every patch)}.
+  """
+  from experiments.configs import hardnet  # pylint: disable=g-import-not-at-top
+  des = hardnet.get_config(arg)
+  fine = for_runs(denoiser_config, des, arg)
+  fine.training.batch_size = 16 if arg == "smoke" else 64
+  fine.descriptor.triplets_per_epoch = 96 if arg == "smoke" else 50_000
+  return ml_collections.ConfigDict({"descriptor": des, "joint": fine})
+
+
 def get_config(arg: str = ""):
   return for_runs(denoiser.get_config(arg), descriptor.get_config(arg), arg)

@@ -4,7 +4,8 @@ Stages: `denoiser` (`denoiser.py`) and `descriptor` (`descriptor.py`, clean
 patches, random triplets, SGD lr 0.1); no joint stage. The main job scores
 the descriptor on noisy, denoised and clean inputs (the seed's Fig. 4).
 
-  python -m experiments.main --pipeline=baseline   # this config, experiments/configs/pipeline_baseline.py
+  python -m experiments.main --pipeline=baseline
+  # (runs this config, experiments/configs/pipeline_baseline.py)
 """
 
 import ml_collections

@@ -106,7 +106,8 @@ def _objective(loss: str, descs, *, margin: float, sos_weight: float = 0.0, sos_
     a, p, n = descs
     return losses.triplet_margin(a, p, n, margin), losses.triplet_metrics(a, p, n, margin)
   a, p = descs
-  value, extra = losses.hardest_in_batch(a, p, margin), losses.hardest_in_batch_metrics(a, p, margin)
+  value = losses.hardest_in_batch(a, p, margin)
+  extra = losses.hardest_in_batch_metrics(a, p, margin)
   if sos_weight:
     extra["sos"] = losses.second_order_similarity(a, p, sos_k)
     value = value + sos_weight * extra["sos"]
