@@ -40,6 +40,13 @@ def base(task: str, model: str, **model_kwargs) -> ml_collections.ConfigDict:
   return c
 
 
+def adam_cosine(c: ml_collections.ConfigDict, learning_rate: float) -> ml_collections.ConfigDict:
+  """Sets Adam with a cosine decay to a tenth of `learning_rate` (#9's optimiser); returns c."""
+  c.optimizer.update(name="adam", learning_rate=learning_rate, momentum=0.0, nesterov=False,
+                     schedule="cosine", end_factor=0.1)
+  return c
+
+
 def hpatches_data() -> ml_collections.ConfigDict:
   """Where the N-HPatches-layout data comes from and how it is validated."""
   return ml_collections.ConfigDict({

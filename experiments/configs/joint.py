@@ -13,8 +13,8 @@ keeps it a denoiser. The descriptor loss and its settings are the
 steps for two networks that are already trained.
 
 The finished run is a descriptor of noisy patches: score it with
-`experiments.evaluate --descriptor_workdir=<this workdir>` (input noisy) or in
-a study row with input "noisy".
+`experiments.evaluate --workdir=<this workdir>` (headline: the noisy input) or
+in a study row with input "noisy".
 
 Defaults: the shallow UNet (`denoiser.py`) and L2-Net with the triplet loss
 (`descriptor.py`). For other networks build the config from their run configs
@@ -47,8 +47,7 @@ def for_runs(denoiser_config: ml_collections.ConfigDict,
   c.descriptor = ml_collections.ConfigDict(descriptor_config.descriptor.to_dict())
   c.training.batch_size = descriptor_config.training.batch_size
   c.training.num_epochs = 5
-  c.optimizer.update(name="adam", learning_rate=1e-4, momentum=0.0, nesterov=False,
-                     schedule="cosine", end_factor=0.1)
+  common.adam_cosine(c, 1e-4)
   c.joint = {
       "denoiser_workdir": "",
       "denoiser_checkpoint": "best",

@@ -21,6 +21,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from nhp_jax.errors import ConfigError
+
 PIXEL_MAX = 255.0
 
 
@@ -61,23 +63,14 @@ def build(denoiser: dict[str, Any], descriptor: dict[str, Any], dtype: Any = Non
     get_model: the registry's builder (passed in to avoid an import cycle).
   """
   def sub(section, role):
+    if hasattr(section, "to_dict"):   # a ConfigDict section
+      section = section.to_dict()
     if not isinstance(section, dict) or set(section) != {"name", "kwargs"}:
-      from nhp_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
       raise ConfigError(f"model.kwargs.{role}: expected a section with 'name' and 'kwargs', "
                         f"found {section!r}")
     kwargs = dict(section["kwargs"])
     if dtype is not None:
       kwargs["dtype"] = dtype
     return get_model(section["name"], **kwargs)
-  return DenoiseDescribe(denoiser=sub(_plain(denoiser), "denoiser"),
-                         descriptor=sub(_plain(descriptor), "descriptor"))
-
-
-def _plain(section):
-  """ConfigDict or mapping -> plain nested dict (for the check above)."""
-  if hasattr(section, "to_dict"):
-    return section.to_dict()
-  if isinstance(section, dict):
-    return {k: _plain(v) if isinstance(v, dict) or hasattr(v, "to_dict") else v
-            for k, v in section.items()}
-  return section
+  return DenoiseDescribe(denoiser=sub(denoiser, "denoiser"),
+                         descriptor=sub(descriptor, "descriptor"))

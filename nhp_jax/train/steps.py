@@ -44,6 +44,7 @@ import optax
 
 from nhp_jax import losses
 from nhp_jax.data import augment as augment_lib
+from nhp_jax.models import denoise_describe
 
 BN_PASSES = (1, 3)
 PAIR_BN_PASSES = (1, 2)
@@ -260,7 +261,7 @@ def joint_train_step(state, batch, *, loss: str = "triplet", mae_weight: float =
     denoised, stats = _apply_train(state, params, state.batch_stats, noisy,
                                    jax.random.fold_in(key, _DENOISER_STREAM), "denoise")
     mae = losses.mae(denoised, clean)
-    xs = jnp.split(jnp.clip(denoised, 0.0, 255.0), len(names))
+    xs = jnp.split(jnp.clip(denoised, 0.0, denoise_describe.PIXEL_MAX), len(names))
     descs, stats = _describe(state, params, stats, xs, key, bn_passes, "describe")
     value, extra = _objective(loss, descs, margin=margin, sos_weight=sos_weight, sos_k=sos_k)
     return value + mae_weight * mae, (stats, {"descriptor_loss": value, "mae": mae, **extra})

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import ml_collections
 
-from experiments.configs import (denoiser, descriptor, dncnn_pretrain, dncnn_transfer, hardnet,
-                                 joint, unet)
+from experiments.configs import (common, denoiser, descriptor, dncnn_pretrain, dncnn_transfer,
+                                 hardnet, joint, unet)
 
 SCALES = ("smoke", "medium", "full")
 
@@ -41,18 +41,11 @@ def _base(module, scale: str) -> ml_collections.ConfigDict:
   return module.get_config("smoke" if scale == "smoke" else "")
 
 
-def _adam(c: ml_collections.ConfigDict, learning_rate: float) -> ml_collections.ConfigDict:
-  """Adam with a cosine decay to a tenth (#9's optimiser for either network)."""
-  c.optimizer.update(name="adam", learning_rate=learning_rate, momentum=0.0, nesterov=False,
-                     schedule="cosine", end_factor=0.1)
-  return c
-
-
 def _denoiser(module, *, medium_labels: int, medium_epochs: int, adam: float = 0.0):
   def make(scale: str) -> ml_collections.ConfigDict:
     c = _base(module, scale)
     if adam:
-      _adam(c, adam)
+      common.adam_cosine(c, adam)
     if scale == "medium":
       c.data.embedded_size = "medium"
       c.data.max_train_labels = medium_labels
@@ -88,7 +81,7 @@ def _descriptor(source: str, schedule: str = "regular", *, adam: float = 0.0,
     c.descriptor.schedule = CURRICULUM[scale] if schedule == "curriculum" else schedule
     c.descriptor.augment = augment
     if adam:
-      _adam(c, adam)
+      common.adam_cosine(c, adam)
     if scale == "medium":
       c.data.embedded_size = "medium"
       c.descriptor.triplets_per_epoch = 3_000     # 60 steps per epoch
@@ -99,16 +92,14 @@ def _descriptor(source: str, schedule: str = "regular", *, adam: float = 0.0,
   return make
 
 
-def _hardnet(source: str = "clean", *, sos_weight: float = 0.0, augment: str = "none"):
-  """HardNet's loss on L2-Net (`hardnet.py`); medium: batch 128, 500 steps."""
+def _hardnet(*, sos_weight: float = 0.0):
+  """HardNet's loss on L2-Net (`hardnet.py`, clean patches); medium: batch 128, 500 steps."""
   def make(scale: str) -> ml_collections.ConfigDict:
     c = _base(hardnet, scale)
-    c.input.source = source
     c.descriptor.sos_weight = sos_weight
-    c.descriptor.augment = augment
     if scale == "medium":
       c.data.embedded_size = "medium"
-      c.training.batch_size = 128                  # ~0.5 s a step on 2 CPU cores
+      c.training.batch_size = 128                  # ~0.4 s a step on 2 CPU cores
       c.descriptor.triplets_per_epoch = 6_400      # pairs: 50 steps per epoch
       c.training.num_epochs = 10
       c.training.log_every = 50
