@@ -25,11 +25,15 @@ cores x --flops_per_cycle x the clock in /proc/cpuinfo.
   python -m benchmarks.train_throughput --devices=1,2,4,8   # scaling table
   python -m benchmarks.train_throughput --bn_passes=1 --dtype=bfloat16
 
-Device settings: "default" is what the training binaries do
-(`host_devices.configure_from_env()`: $NHP_CPU_DEVICES if set, else one
-device per usable core); "auto" is one device per usable core (`host_devices.use_all_cores()`);
-a number forces `--xla_force_host_platform_device_count`. A setting is
-ignored if XLA_FLAGS already names a count.
+Device settings: "default" is what the binaries do
+(`host_devices.configure_from_env(batch_sizes=...)`: $NHP_CPU_DEVICES if set,
+else the devices the batch is split over, `host_devices.plan_device_count`),
+so each training batch size runs in a process of its own, as a training
+binary with that batch would, and inference in one with a device per core,
+as `evaluate` and `export_descriptors`; a number forces
+`--xla_force_host_platform_device_count` for every workload. A setting is
+ignored if XLA_FLAGS already names a count. Each figure records the host
+devices its process had (`host_devices`) and the devices its batch used.
 """
 
 import argparse
@@ -53,15 +57,16 @@ L2NET_FORWARD_FLOPS = 2 * (1024 * 9 * 1 * 32 + 1024 * 9 * 32 * 32 + 256 * 9 * 32
 UNET_FORWARD_FLOPS = 2 * (1024 * 9 * 1 * 16 + 256 * 9 * 16 * 32 + 1024 * 4 * 32 * 64
                           + 1024 * 9 * 80 * 64 + 1024 * 9 * 64 * 1)
 TRAIN_FACTOR = 3  # forward + input gradient + kernel gradient
-WORKLOADS = ("triplet", "unet", "infer", "describe")
+TRAIN_WORKLOADS = ("triplet", "unet")
+WORKLOADS = TRAIN_WORKLOADS + ("infer", "describe")
 
 
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--devices", default="default",
-                 help="comma-separated host-device settings: 'default' (as the training "
-                      "binaries), 'auto' (one per core) or a count")
+                 help="comma-separated host-device settings: 'default' (as the binaries: "
+                      "planned from each batch size) or a count")
   p.add_argument("--batch", default="50,256", help="comma-separated train batch sizes")
   p.add_argument("--bn_passes", type=int, choices=(1, 3), default=3,
                  help="descriptor batch-norm passes (3: the Keras baseline)")
@@ -131,7 +136,9 @@ def run_child(args) -> dict:
   figures follow whatever that does.
   """
   from nhp_jax.train import host_devices
-  host_devices.configure_from_env()
+  host_devices.configure_from_env(
+      batch_sizes=[int(x) for x in args.batch.split(",") if x]
+      if set(args.only.split(",")) & set(TRAIN_WORKLOADS) else None)
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -166,7 +173,7 @@ def run_child(args) -> dict:
       jax.block_until_ready(metrics["loss"])
 
     one()  # compile
-    return dict(devices_used=mesh.size, **_summary(
+    return dict(host_devices=jax.device_count(), devices_used=mesh.size, **_summary(
         _timed(one, args.warmup, args.steps), items_per_example * batch,
         TRAIN_FACTOR * flops_per_item, peak))
 
@@ -192,7 +199,8 @@ def run_child(args) -> dict:
     fn = inference.make_describe_fn(l2net, l2net_vars, nb)
     x = rng.integers(0, 256, (nb, 32, 32, 1), dtype=np.uint8)
     fn(x)
-    results[f"l2net_infer_b{nb}"] = dict(unit="patches/s", **_summary(
+    results[f"l2net_infer_b{nb}"] = dict(unit="patches/s", host_devices=jax.device_count(),
+                                         **_summary(
         _timed(lambda: fn(x), args.warmup, args.steps), nb, L2NET_FORWARD_FLOPS, peak))
   if "describe" in only:
     unet = get_model("unet_shallow", **kwargs)
@@ -200,13 +208,26 @@ def run_child(args) -> dict:
     fn = inference.make_describe_fn(l2net, l2net_vars, nb, denoiser=(unet, unet_vars))
     x = rng.integers(0, 256, (nb * args.infer_blocks, 32, 32, 1), dtype=np.uint8)
     fn(x)
-    results[f"denoise_describe_b{nb}"] = dict(unit="patches/s", **_summary(
+    results[f"denoise_describe_b{nb}"] = dict(unit="patches/s", host_devices=jax.device_count(),
+                                              **_summary(
         _timed(lambda: fn(x), args.warmup, max(args.steps // 2, 3)), x.shape[0],
         L2NET_FORWARD_FLOPS + UNET_FORWARD_FLOPS, peak))
   return {"jax": jax.__version__, "backend": jax.default_backend(),
           "xla_flags": os.environ.get("XLA_FLAGS", ""),
           "device_count": jax.device_count(), "peak_gflops": round(peak / 1e9, 1),
           "results": results}
+
+
+def _child_jobs(args, devices: str) -> list[list[str]]:
+  """Extra child arguments, one list per process: 'default' gives each training batch size
+  a process (the devices planned for it) and inference one more; a count, one for all."""
+  only = args.only.split(",")
+  if devices != "default":
+    return [[]]
+  train = ",".join(w for w in only if w in TRAIN_WORKLOADS)
+  infer = ",".join(w for w in only if w not in TRAIN_WORKLOADS)
+  jobs = [[f"--batch={b}", f"--only={train}"] for b in args.batch.split(",") if b and train]
+  return jobs + ([["--batch=", f"--only={infer}"]] if infer else [])
 
 
 def _child_env(devices: str) -> dict:
@@ -228,12 +249,19 @@ def main(argv=None) -> None:
   runs = {}
   start = time.perf_counter()
   for devices in args.devices.split(","):
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.train_throughput", "--child",
-                           *forwarded], env=_child_env(devices), stdout=subprocess.PIPE, text=True)
-    if proc.returncode:
-      raise SystemExit(f"train_throughput child for devices={devices} failed "
-                       f"(exit {proc.returncode})")
-    runs[devices] = json.loads(proc.stdout.strip().splitlines()[-1])
+    runs[devices] = None
+    for extra in _child_jobs(args, devices):
+      proc = subprocess.run([sys.executable, "-m", "benchmarks.train_throughput", "--child",
+                             *forwarded, *extra], env=_child_env(devices),
+                            stdout=subprocess.PIPE, text=True)
+      if proc.returncode:
+        raise SystemExit(f"train_throughput child for devices={devices} {extra} failed "
+                         f"(exit {proc.returncode})")
+      run = json.loads(proc.stdout.strip().splitlines()[-1])
+      if runs[devices] is None:
+        runs[devices] = run
+      else:
+        runs[devices]["results"].update(run["results"])
     print(f"done devices={devices}", file=sys.stderr)
   print(json.dumps({
       "script": "train_throughput",

@@ -21,11 +21,18 @@ official results printer; `--json_out` gets {"verification", "matching",
 "retrieval", "details"}.
 """
 
-from absl import app
-from absl import flags
+from nhp_jax.train import host_devices
 
-from nhp_jax.evaluation import runner
-from nhp_jax.evaluation import task_files
+# One XLA host device per core, before JAX's backend starts: inference splits
+# every block over them.
+host_devices.configure_from_env()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from nhp_jax.evaluation import runner  # noqa: E402
+from nhp_jax.evaluation import task_files  # noqa: E402
 
 _DESCRIPTORS_DIR = flags.DEFINE_string(
     "descriptors_dir", None, "descriptor folder <seq>/<image>.csv to score")

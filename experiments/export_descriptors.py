@@ -12,9 +12,16 @@ benchmark (`hpatches_eval.py --descr-dir=...`) or `experiments.evaluate
 embedded dataset the descriptor was trained on.
 """
 
-from absl import app
-from absl import flags
-from absl import logging
+from nhp_jax.train import host_devices
+
+# One XLA host device per core, before JAX's backend starts: inference splits
+# every block over them.
+host_devices.configure_from_env()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "run folder (denoiser/ + descriptor/) or a "
                                "descriptor training workdir", required=True)

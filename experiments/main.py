@@ -26,7 +26,7 @@ Numbers on the embedded dataset are synthetic-data results, not N-HPatches ones.
 
 from nhp_jax.train import host_devices
 
-host_devices.configure_from_env()
+host_devices.keep_freed_memory()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import os  # noqa: E402
@@ -61,10 +61,6 @@ _N_PAIRS = flags.DEFINE_integer("n_pairs", 100_000, "pairs per generated verific
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from nhp_jax import atomic
-  from nhp_jax.evaluation import from_checkpoints, report
-  from nhp_jax.train import loop
-
   workdir = os.path.abspath(_WORKDIR.value)
   dirs = {stage: os.path.join(workdir, stage) for stage in pipelines.STAGES}
   # Scale flags left unset take the pipeline's main-job defaults (pipelines.DEFAULTS).
@@ -75,6 +71,12 @@ def main(argv):
       joint_examples_per_epoch=_JOINT_EXAMPLES.value, joint_epochs=_JOINT_EPOCHS.value,
       pretrain_crops=_PRETRAIN_CROPS.value, pretrain_epochs=_PRETRAIN_EPOCHS.value)
   stages = [s for s in pipelines.STAGES if s in c]
+  # Host devices for the stages' batches, before anything starts JAX's backend.
+  host_devices.configure_from_env(batch_sizes=[c[s].training.batch_size for s in stages])
+  from nhp_jax import atomic
+  from nhp_jax.evaluation import from_checkpoints, report
+  from nhp_jax.train import loop
+
   if "pretrain" in c:
     c.denoiser.transfer.pretrained_workdir = dirs["pretrain"]
   if "joint" in c:

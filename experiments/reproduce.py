@@ -15,7 +15,7 @@ Writes `<workdir>/RESULTS.md` with every study's table and wall time.
 
 from nhp_jax.train import host_devices
 
-host_devices.configure_from_env()
+host_devices.keep_freed_memory()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import importlib  # noqa: E402
@@ -69,8 +69,12 @@ def reproduce(scale: str, studies, workdir: str, data_dir: str | None = None) ->
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from experiments import study_runner
   from nhp_jax import errors
   try:
+    # Host devices for every run's batch, before anything starts JAX's backend.
+    configs = [study_config(name, _SCALE.value) for name in _STUDIES.value]
+    host_devices.configure_from_env(batch_sizes=study_runner.batch_sizes(configs))
     reproduce(_SCALE.value, _STUDIES.value, _WORKDIR.value, _DATA_DIR.value)
   except errors.NhpError as e:
     logging.error("%s: %s", type(e).__name__, e)

@@ -14,7 +14,7 @@ the seed's settings). Runs shared between studies are trained once under
 
 from nhp_jax.train import host_devices
 
-host_devices.configure_from_env()
+host_devices.keep_freed_memory()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import sys  # noqa: E402
@@ -39,6 +39,8 @@ def main(argv):
   from experiments import study_runner
   from nhp_jax import errors
   try:
+    # Host devices for the runs' batches, before anything starts JAX's backend.
+    host_devices.configure_from_env(batch_sizes=study_runner.batch_sizes([_CONFIG.value]))
     study_runner.run_study(_CONFIG.value, _WORKDIR.value, _DATA_DIR.value)
   except errors.NhpError as e:   # bad config, data or checkpoint, or NaN: no traceback
     logging.error("%s: %s", type(e).__name__, e)

@@ -285,6 +285,29 @@ def runs_table(records: list[RunRecord]) -> str:
   return "\n".join(lines) + "\n"
 
 
+def run_names(study: ml_collections.ConfigDict) -> list[str]:
+  """The catalogue runs a study trains, each after the runs it needs, each once.
+
+  Raises:
+    ConfigError: the study names no runs, or an unknown one (checked before
+      hours of training).
+  """
+  names = [r[k] for r in study.rows for k in ("descriptor", "denoiser") if r[k]]
+  names += [n for curve in study.curves for n in curve["runs"]]
+  if not names:
+    raise errors.ConfigError(f"study {study.name}: names no runs (no rows, no curves)")
+  for name in names:
+    if name not in catalogue.RUNS:
+      raise errors.ConfigError(f"unknown run {name!r}; known: {', '.join(catalogue.RUNS)}")
+  return list(dict.fromkeys(dep for name in names for dep in _with_needs(name)))
+
+
+def batch_sizes(studies) -> list[int]:
+  """The training batch sizes of every run of `studies` (for `host_devices`)."""
+  return [catalogue.RUNS[name].make(study.scale).training.batch_size
+          for study in studies for name in run_names(study)]
+
+
 def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None = None) -> dict:
   """Trains, scores and reports one study; returns its results document.
 
@@ -300,15 +323,8 @@ def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None 
                              "dataset)")
   root = os.path.abspath(root)
   began = time.perf_counter()
-  names = [r[k] for r in study.rows for k in ("descriptor", "denoiser") if r[k]]
-  names += [n for curve in study.curves for n in curve["runs"]]
-  if not names:
-    raise errors.ConfigError(f"study {study.name}: names no runs (no rows, no curves)")
-  for name in names:   # fail on a typo before hours of training
-    run_config(name, study.scale, root)
-  names = [dep for name in names for dep in _with_needs(name)]
   runs = {}
-  for name in dict.fromkeys(names):
+  for name in run_names(study):
     runs[name] = train_run(name, study.scale, root, data_dir)
   rows = []
   for row in study.rows:

@@ -1,6 +1,7 @@
 """Command line shared by the training binaries: --config, --workdir, --data_dir.
 
-Before JAX is imported, the CPU backend gets one XLA host device per core
+Once the config is parsed, and before JAX's backend starts, the CPU backend
+gets the XLA host devices the config's batch is split over
 (`nhp_jax.train.host_devices`; `NHP_CPU_DEVICES=N` sets the count, 1 turns the
 split off), so the data-parallel mesh uses every core; XLA_FLAGS set by the
 user win.
@@ -11,7 +12,7 @@ import sys
 
 from nhp_jax.train import host_devices
 
-host_devices.configure_from_env()
+host_devices.keep_freed_memory()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app, flags, logging  # noqa: E402
@@ -38,6 +39,7 @@ def main(default_config: str) -> None:
   def run(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    host_devices.configure_from_env(batch_sizes=[config.value.training.batch_size])
     from nhp_jax import errors
     from nhp_jax.train import loop
     try:

@@ -1,18 +1,29 @@
-"""One XLA host device per CPU core, set up before JAX is imported.
+"""XLA host devices for the CPU backend, chosen before JAX's backend starts.
 
-XLA:CPU runs each convolution of these small models on one thread, so a
-single CPU device leaves the other cores idle. Exposing one host device per
-core lets the ("data",) mesh split every batch over all cores: on a 2-core
-CPU this gave +50 to +85% throughput on every training workload. On a GPU or
-TPU host the flag only shapes the (unused) CPU backend, so it is harmless.
+XLA:CPU leaves most cores idle when one device runs these small models, so
+the data-parallel mesh splits each batch over several host devices. How
+many matters both ways:
 
-The binaries call `configure_from_env()` first thing: `NHP_CPU_DEVICES`
-unset or "auto" means max(usable cores, MIN_HOST_DEVICES) devices (more
-devices than cores keep per-device batches small, where XLA:CPU's
-convolutions are fastest; `sharding.data_parallel_size` picks how many a
-batch uses), a number means that many ("1": one device, no split). A
-device count the user put in XLA_FLAGS always wins. It also makes glibc keep
-freed memory mapped (`keep_freed_memory`).
+  * small per-device batches run faster per example (cache-resident
+    activations): batch 256 trains 1.3-1.5x faster on 8 devices (32
+    examples each) than on 2 (128 each);
+  * every host device adds a thread to XLA:CPU's one intra-op pool (it has
+    max(cores, devices) threads), and the convolution kernels split their
+    work over all of them, so devices a batch leaves idle still cost: on 2
+    cores the L2-Net triplet step at batch 50 (2 devices used) runs ~25%
+    slower with 8 devices than with 2.
+
+So a process gets exactly the devices its largest split needs
+(`plan_device_count`): for each training batch, the fewest devices that use
+every core with at most CPU_MAX_PER_DEVICE examples each (`cpu_split`, the
+rule `sharding.data_parallel_size` applies); the training binaries call
+`configure_from_env(batch_sizes=...)` once their config is known, before
+anything starts JAX's backend. `NHP_CPU_DEVICES=N` sets the count ("1": one
+device, no split), a device count the user put in XLA_FLAGS always wins, and
+a process with no training batch (evaluation, export: inference splits every
+block over all devices) gets one device per core. On a GPU
+or TPU host the flag only shapes the (unused) CPU backend, so it is harmless.
+`keep_freed_memory` makes glibc keep freed memory mapped.
 
 With several host devices, every step's gradient all-reduce is a rendezvous
 of one thread per device. On a loaded machine one thread can be descheduled
@@ -31,9 +42,14 @@ FLAG = "--xla_force_host_platform_device_count"
 TIMEOUT_FLAG = "--xla_cpu_collective_call_terminate_timeout_seconds"
 COLLECTIVE_TIMEOUT_S = 1800
 ENV = "NHP_CPU_DEVICES"
-# Host devices "auto" exposes at least: on 2 cores, batch 256 trains 1.5-1.8x
-# faster on 8 host devices than on 2; 16 measured the same as 8.
-MIN_HOST_DEVICES = 8
+# The most devices a training batch is split over on a CPU (16 measured the
+# same as 8 at batch 256 on 2 cores).
+MAX_HOST_DEVICES = 8
+# The largest per-device batch the CPU split aims for: XLA:CPU's convolutions
+# (their kernel gradients above all) slow down per example as it grows.
+# Measured on 2 cores (benchmarks/README.md): L2-Net triplet step at batch
+# 256, 8 devices (32 each) ~810 vs 2 devices ~600 patches/s.
+CPU_MAX_PER_DEVICE = 32
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 
@@ -61,9 +77,43 @@ def keep_freed_memory() -> bool:
       (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)))
 
 
+def backend_started() -> bool:
+  """Whether this process has started a JAX backend (after which XLA_FLAGS is read)."""
+  bridge = sys.modules.get("jax._src.xla_bridge")
+  return bool(getattr(bridge, "_backends", None))
+
+
 def usable_cores() -> int:
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   return max(cores or 1, 1)
+
+
+def cpu_split(global_batch: int, available: int, cores: int) -> int:
+  """Devices a batch is split over on a CPU with `available` host devices.
+
+  Among the divisors of `global_batch` up to `available` (every device gets
+  an equal share): the smallest that uses every core (when the batch allows)
+  with at most CPU_MAX_PER_DEVICE examples per device; failing that, the
+  largest.
+  """
+  divisors = [d for d in range(1, max(available, 1) + 1) if global_batch % d == 0]
+  n = max(divisors)
+  small = [d for d in divisors
+           if d >= min(cores, available, n) and global_batch // d <= CPU_MAX_PER_DEVICE]
+  return min(small) if small else n
+
+
+def plan_device_count(batch_sizes, cores: int | None = None) -> int:
+  """Host devices for a process that trains with these global batch sizes.
+
+  The most any of them is split over (`cpu_split` with MAX_HOST_DEVICES
+  available), but at least one per core (also when there is no batch).
+  E.g. on 2 cores: batch 50 -> 2, 256 -> 8, {50, 256} -> 8.
+  """
+  cores = usable_cores() if cores is None else cores
+  batch_sizes = [int(b) for b in batch_sizes or () if b]
+  available = max(cores, MAX_HOST_DEVICES)
+  return max([cores] + [cpu_split(b, available, cores) for b in batch_sizes])
 
 
 def set_device_count(count: int, environ: dict | None = None) -> int | None:
@@ -83,14 +133,11 @@ def set_device_count(count: int, environ: dict | None = None) -> int | None:
   return count
 
 
-def use_all_cores(environ: dict | None = None) -> int | None:
-  """max(usable cores, MIN_HOST_DEVICES) host devices, unless XLA_FLAGS already sets a count."""
-  return set_device_count(max(usable_cores(), MIN_HOST_DEVICES), environ)
+def configure_from_env(environ: dict | None = None, batch_sizes=None) -> int | None:
+  """Applies $NHP_CPU_DEVICES to XLA_FLAGS, before JAX's backend starts.
 
-
-def configure_from_env(environ: dict | None = None) -> int | None:
-  """Applies $NHP_CPU_DEVICES (unset or "auto": `use_all_cores`; or a count >= 1) to XLA_FLAGS.
-
+  Unset or "auto": `plan_device_count(batch_sizes)` devices (the process's
+  training batch sizes; none: one per core); a count >= 1: that many.
   When `environ` is this process's environment, also `keep_freed_memory()`.
 
   Returns:
@@ -98,13 +145,17 @@ def configure_from_env(environ: dict | None = None) -> int | None:
 
   Raises:
     ValueError: the variable is neither "auto" nor a positive integer.
+    RuntimeError: this process's JAX backend has already started.
   """
   environ = os.environ if environ is None else environ
   if environ is os.environ:
+    if backend_started():
+      raise RuntimeError("host devices must be configured before JAX's backend starts "
+                         "(nothing may run a JAX computation or list devices first)")
     keep_freed_memory()
   value = environ.get(ENV, "").strip() or "auto"
   if value == "auto":
-    return use_all_cores(environ)
+    return set_device_count(plan_device_count(batch_sizes), environ)
   if not value.isdigit() or int(value) < 1:
     raise ValueError(f"${ENV}: expected 'auto' or a positive integer, found {value!r}")
   return set_device_count(int(value), environ)

@@ -19,14 +19,6 @@ from nhp_jax import errors
 from nhp_jax.train import host_devices
 
 AXIS = "data"
-# On CPU hosts the largest per-device batch the automatic split aims for:
-# XLA:CPU's convolutions (their kernel gradients above all) slow down per
-# example as the per-device batch grows, while more devices than cores cost
-# switching. Measured on 2 cores (benchmarks/README.md): L2-Net triplet step
-# at batch 256, 8 devices (32 each) 813 vs 2 devices 600 patches/s; at batch
-# 50, 2 devices (25 each) ~745 vs 5 devices (10 each) ~613, the UNet step
-# even.
-CPU_MAX_PER_DEVICE = 32
 
 
 def initialize_distributed(enabled: bool) -> None:
@@ -49,7 +41,7 @@ def data_parallel_size(global_batch: int, requested: int = 0,
     `requested` if given. Else, among the divisors of `global_batch` that
     are at most the device count (every device gets an equal share): on CPU
     the smallest one that uses every core (when the batch allows) and gives
-    at most CPU_MAX_PER_DEVICE examples per device; otherwise (and on
+    at most host_devices.CPU_MAX_PER_DEVICE examples per device; otherwise (and on
     accelerators) the largest. Logged when it leaves devices idle.
 
   Raises:
@@ -64,12 +56,10 @@ def data_parallel_size(global_batch: int, requested: int = 0,
       raise errors.ConfigError(f"training.batch_size: {global_batch} is not divisible by "
                                f"parallel.num_devices={requested}")
     return requested
-  divisors = [d for d in range(1, available + 1) if global_batch % d == 0]
-  n = max(divisors)
   if (platform or jax.default_backend()) == "cpu":
-    cores = min(host_devices.usable_cores(), available)
-    small = [d for d in divisors if d >= min(cores, n) and global_batch // d <= CPU_MAX_PER_DEVICE]
-    n = min(small) if small else n
+    n = host_devices.cpu_split(global_batch, available, host_devices.usable_cores())
+  else:
+    n = max(d for d in range(1, available + 1) if global_batch % d == 0)
   if n < available:
     logging.info("batch %d split over %d of the %d devices", global_batch, n, available)
   return n

@@ -40,20 +40,39 @@ def test_data_parallel_size_rejects_bad_requests():
 
 def test_host_devices_respects_the_user():
   env = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
-  cores = host_devices.use_all_cores(env)
-  assert cores == max(host_devices.usable_cores(), host_devices.MIN_HOST_DEVICES)
-  assert env["XLA_FLAGS"].startswith(f"--xla_dump_to=/tmp/x {host_devices.FLAG}={cores}")
+  count = host_devices.configure_from_env(env, batch_sizes=[50])
+  assert count == host_devices.plan_device_count([50])
+  assert env["XLA_FLAGS"].startswith(f"--xla_dump_to=/tmp/x {host_devices.FLAG}={count}")
   env = {"XLA_FLAGS": f"{host_devices.FLAG}=1"}
-  assert host_devices.use_all_cores(env) is None
+  assert host_devices.configure_from_env(env, batch_sizes=[256]) is None
   assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=1"
 
 
-def test_host_devices_default_at_least_one_per_core():
+@pytest.mark.parametrize("batch_sizes, cores, expected", [
+    ([50], 2, 2), ([256], 2, 8), ([50, 256], 2, 8), ([64, 50], 2, 2), ([16], 2, 2),
+    ([1024], 2, 8), ([7], 2, 7), ([], 2, 2), (None, 4, 4), ([1], 2, 2), ([50], 1, 2),
+    ([96], 4, 4), ([256], 16, 16)])
+def test_plan_device_count(batch_sizes, cores, expected):
+  """Exactly the devices the largest CPU split needs, at least one per core, at most 8."""
+  assert host_devices.plan_device_count(batch_sizes, cores) == expected
+
+
+@pytest.mark.parametrize("batch", [16, 48, 50, 64, 100, 256, 500])
+def test_planned_devices_are_the_split(batch):
+  """A process planned for one batch leaves no device idle when that batch is split."""
+  n = host_devices.plan_device_count([batch], 2)
+  assert host_devices.cpu_split(batch, n, 2) == n
+
+
+def test_host_devices_from_env_and_batches():
+  cores = host_devices.usable_cores()
   env = {}
-  assert host_devices.configure_from_env(env) == max(host_devices.usable_cores(),
-                                                     host_devices.MIN_HOST_DEVICES)
+  assert host_devices.configure_from_env(env) == cores
+  env = {}
+  assert host_devices.configure_from_env(env, batch_sizes=[256]) == (
+      host_devices.plan_device_count([256]))
   env = {host_devices.ENV: "1"}
-  assert host_devices.configure_from_env(env) == 1
+  assert host_devices.configure_from_env(env, batch_sizes=[256]) == 1
   assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=1"   # one device: no collectives, no timeout
   env = {host_devices.ENV: "3"}
   assert host_devices.configure_from_env(env) == 3
@@ -67,6 +86,40 @@ def test_host_devices_default_at_least_one_per_core():
   assert env["XLA_FLAGS"] == f"{host_devices.FLAG}=2"
   with pytest.raises(ValueError, match="NHP_CPU_DEVICES"):
     host_devices.configure_from_env({host_devices.ENV: "0"})
+
+
+def test_configuring_after_the_backend_started_is_an_error():
+  import jax
+  jax.devices()   # this test process's backend is running
+  assert host_devices.backend_started()
+  with pytest.raises(RuntimeError, match="before JAX's backend starts"):
+    host_devices.configure_from_env()
+
+
+# What the training binaries do: import their modules, parse the config, then
+# plan the host devices; nothing imported may have started JAX's backend.
+_BINARY_ORDER = r"""
+from experiments import main, study_runner, training_binary
+from experiments.configs import descriptor, hardnet
+from nhp_jax.evaluation import from_checkpoints
+from nhp_jax.train import host_devices, loop
+assert not host_devices.backend_started()
+batches = [descriptor.get_config().training.batch_size, hardnet.get_config().training.batch_size]
+planned = host_devices.configure_from_env(batch_sizes=batches)
+import jax
+print("DEVICES", planned, jax.device_count())
+"""
+
+
+def test_binaries_plan_host_devices_before_the_backend_starts():
+  env = {k: v for k, v in os.environ.items() if k not in (host_devices.ENV, "XLA_FLAGS")}
+  env["JAX_PLATFORMS"] = "cpu"
+  proc = subprocess.run([sys.executable, "-c", _BINARY_ORDER], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  line = next(l for l in proc.stdout.splitlines() if l.startswith("DEVICES "))
+  planned, count = map(int, line.split()[1:])
+  assert planned == count == host_devices.plan_device_count([50, 256])
 
 
 def test_xla_accepts_the_timeout_flag():
