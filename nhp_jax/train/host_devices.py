@@ -4,9 +4,9 @@ XLA:CPU leaves most cores idle when one device runs these small models, so
 the data-parallel mesh splits each batch over several host devices. How
 many matters both ways:
 
-  * small per-device batches run faster per example (cache-resident
-    activations): batch 256 trains 1.3-1.5x faster on 8 devices (32
-    examples each) than on 2 (128 each);
+  * small per-device batches run faster per example (XLA:CPU's
+    convolutions slow down per example as they grow): batch 256 trains
+    1.2-1.4x faster on 8 devices (32 examples each) than on 2 (128 each);
   * every host device adds a thread to XLA:CPU's one intra-op pool (it has
     max(cores, devices) threads), and the convolution kernels split their
     work over all of them, so devices a batch leaves idle still cost: on 2
