@@ -92,15 +92,20 @@ def config_conflicts(saved: dict, current: dict) -> list[str]:
   return checkpointing.config_differences(saved, current, ignore=())
 
 
+def _catalogue_run(name: str):
+  """catalogue.RUNS[name]; ConfigError (listing the known runs) for an unknown name."""
+  if name not in catalogue.RUNS:
+    raise errors.ConfigError(f"unknown run {name!r}; known: {', '.join(catalogue.RUNS)}")
+  return catalogue.RUNS[name]
+
+
 def run_config(name: str, scale: str, root: str) -> ml_collections.ConfigDict:
   """The full training config of catalogue run `name`, with the workdirs of the runs it needs.
 
   Raises:
     ConfigError: an unknown run name (listing the known ones).
   """
-  if name not in catalogue.RUNS:
-    raise errors.ConfigError(f"unknown run {name!r}; known: {', '.join(catalogue.RUNS)}")
-  run = catalogue.RUNS[name]
+  run = _catalogue_run(name)
   config = run.make(scale)
   for field, dep in run.needs:
     section, key = field.split(".")
@@ -297,8 +302,7 @@ def run_names(study: ml_collections.ConfigDict) -> list[str]:
   if not names:
     raise errors.ConfigError(f"study {study.name}: names no runs (no rows, no curves)")
   for name in names:
-    if name not in catalogue.RUNS:
-      raise errors.ConfigError(f"unknown run {name!r}; known: {', '.join(catalogue.RUNS)}")
+    _catalogue_run(name)
   return list(dict.fromkeys(dep for name in names for dep in _with_needs(name)))
 
 
@@ -323,8 +327,11 @@ def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None 
                              "dataset)")
   root = os.path.abspath(root)
   began = time.perf_counter()
+  names = run_names(study)
+  for name in names:   # every run's config builds, before hours of training
+    run_config(name, study.scale, root)
   runs = {}
-  for name in run_names(study):
+  for name in names:
     runs[name] = train_run(name, study.scale, root, data_dir)
   rows = []
   for row in study.rows:
