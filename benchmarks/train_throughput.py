@@ -7,6 +7,8 @@ XLA_FLAGS must be set before JAX is imported):
     dropout on), patches/s = 3 * B / step time, for each B in --batch;
   * the shallow UNet MAE train step (`steps.denoiser_train_step`, SGD
     Nesterov lr 1e-5 momentum 0.9), pairs/s = B / step time;
+  * the DnCNN-17 MAE train step of `pretrain_dncnn` (Adam), pairs/s
+    (not in the default --only: no PyTorch yardstick runs it);
   * L2-Net inference through `inference.make_describe_fn` (eval mode), one
     call on --infer_batch uint8 patches, patches/s;
   * the evaluator's path: denoise (shallow UNet) -> clip -> uint8 -> L2-Net,
@@ -56,9 +58,12 @@ L2NET_FORWARD_FLOPS = 2 * (1024 * 9 * 1 * 32 + 1024 * 9 * 32 * 32 + 256 * 9 * 32
 # 3x3 80->64 and 3x3 64->1 at 32x32.
 UNET_FORWARD_FLOPS = 2 * (1024 * 9 * 1 * 16 + 256 * 9 * 16 * 32 + 1024 * 4 * 32 * 64
                           + 1024 * 9 * 80 * 64 + 1024 * 9 * 64 * 1)
+# DnCNN-17: 3x3 1->64, 15 x 3x3 64->64, 3x3 64->1, all at 32x32.
+DNCNN17_FORWARD_FLOPS = 2 * 1024 * 9 * (1 * 64 + 15 * 64 * 64 + 64 * 1)
 TRAIN_FACTOR = 3  # forward + input gradient + kernel gradient
-TRAIN_WORKLOADS = ("triplet", "unet")
+TRAIN_WORKLOADS = ("triplet", "unet", "dncnn")
 WORKLOADS = TRAIN_WORKLOADS + ("infer", "describe")
+DEFAULT_WORKLOADS = ("triplet", "unet", "infer", "describe")
 
 
 def parse_args(argv=None):
@@ -76,12 +81,16 @@ def parse_args(argv=None):
   p.add_argument("--infer_batch", type=int, default=1024)
   p.add_argument("--infer_blocks", type=int, default=4,
                  help="blocks per timed call of the denoise -> describe path")
-  p.add_argument("--only", default=",".join(WORKLOADS),
+  p.add_argument("--only", default=",".join(DEFAULT_WORKLOADS),
                  help=f"comma-separated subset of {','.join(WORKLOADS)}")
   p.add_argument("--flops_per_cycle", type=float, default=64.0,
                  help="fp32 FLOP per cycle per core for the peak (2 x 512-bit FMA = 64)")
   p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-  return p.parse_args(argv)
+  args = p.parse_args(argv)
+  unknown = set(args.only.split(",")) - set(WORKLOADS)
+  if unknown:
+    p.error(f"--only: unknown workloads {sorted(unknown)}; known: {','.join(WORKLOADS)}")
+  return args
 
 
 def _summary(times: list[float], items: int, flops_per_item: float, peak: float) -> dict:
@@ -145,6 +154,7 @@ def run_child(args) -> dict:
 
   from experiments.configs import denoiser as denoiser_config
   from experiments.configs import descriptor as descriptor_config
+  from experiments.configs import dncnn_pretrain as dncnn_config
   from nhp_jax import inference
   from nhp_jax.models import get_model
   from nhp_jax.train import sharding
@@ -190,6 +200,11 @@ def run_child(args) -> dict:
           unit="pairs/s", **train_figure(denoiser_config.get_config(),
                                          steps.denoiser_train_step, ("noisy", "clean"), b,
                                          UNET_FORWARD_FLOPS, 1))
+    if "dncnn" in only:
+      results[f"dncnn17_train_b{b}"] = dict(
+          unit="pairs/s", **train_figure(dncnn_config.get_config(),
+                                         steps.denoiser_train_step, ("noisy", "clean"), b,
+                                         DNCNN17_FORWARD_FLOPS, 1))
 
   nb = args.infer_batch
   kwargs = {} if args.dtype == "float32" else {"dtype": dtype}

@@ -36,6 +36,12 @@ from nhp_jax.data import triplets  # noqa: E402
 
 _P = layout.PATCH_SIZE
 SOURCES = ("clean", "noisy")
+# Fixed parallelism instead of tf.data's autotuning: the pipelines run
+# 400-1000x faster than the train steps consume (benchmarks/README.md), and
+# an autotuned iterator's model thread can hold up the iterator's deletion for
+# up to its optimisation period (seen: 6-41 s at the end of training stages).
+GATHER_CALLS = 4
+PREFETCH_BATCHES = 2
 
 
 def _check_positive(name: str, value: int) -> None:
@@ -222,8 +228,8 @@ def _gathered(indices: tf.data.Dataset,
     outs = tf.numpy_function(gather, [index], [tf.uint8] * len(keys), stateful=False)
     return {k: tf.ensure_shape(o, (batch_dim, _P, _P, 1)) for k, o in zip(keys, outs)}
 
-  ds = indices.map(gather_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return ds.prefetch(tf.data.AUTOTUNE)
+  ds = indices.map(gather_tf, num_parallel_calls=GATHER_CALLS, deterministic=True)
+  return ds.prefetch(PREFETCH_BATCHES)
 
 
 def _gathered_rows(indices: tf.data.Dataset, pixels: np.ndarray, clean: np.ndarray | None,
@@ -440,5 +446,7 @@ def denoise_source(patches: patchset_lib.PatchSet,
 
 
 def as_numpy(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
-  """Iterates a dataset as dicts of numpy arrays, for the JAX side."""
-  return ds.as_numpy_iterator()
+  """Iterates a dataset as dicts of numpy arrays, for the JAX side (autotuning off)."""
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return ds.with_options(options).as_numpy_iterator()

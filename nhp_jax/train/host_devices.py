@@ -15,14 +15,19 @@ many matters both ways:
 
 So a process gets exactly the devices its largest split needs
 (`plan_device_count`): for each training batch, the fewest devices that use
-every core with at most CPU_MAX_PER_DEVICE examples each (`cpu_split`, the
-rule `sharding.data_parallel_size` applies); the training binaries call
-`configure_from_env(batch_sizes=...)` once their config is known, before
-anything starts JAX's backend. `NHP_CPU_DEVICES=N` sets the count ("1": one
-device, no split), a device count the user put in XLA_FLAGS always wins, and
-a process with no training batch (evaluation, export: inference splits every
-block over all devices) gets one device per core. On a GPU
-or TPU host the flag only shapes the (unused) CPU backend, so it is harmless.
+every core with at most CPU_MAX_PER_DEVICE examples each (`planned_split`);
+the training binaries call `configure_from_env(batch_sizes=...)` once their
+config is known, before anything starts JAX's backend. Each batch is then
+split over as many of the process's devices as divide it
+(`sharding.data_parallel_size`): in a process planned for one batch that is
+exactly the planned split, and where a process trains with several batch
+sizes (the main job: 64, 50, 256, 64 on 8 devices), the smaller batches use
+more devices than their own plan rather than leave threads idle.
+`NHP_CPU_DEVICES=N` sets the count ("1": one device, no split), a device
+count the user put in XLA_FLAGS always wins, and a process with no training
+batch (evaluation, export: inference splits every block over all devices)
+gets one device per core. On a GPU or TPU host the flag only shapes the
+(unused) CPU backend, so it is harmless.
 `keep_freed_memory` makes glibc keep freed memory mapped.
 
 With several host devices, every step's gradient all-reduce is a rendezvous
@@ -88,32 +93,32 @@ def usable_cores() -> int:
   return max(cores or 1, 1)
 
 
-def cpu_split(global_batch: int, available: int, cores: int) -> int:
-  """Devices a batch is split over on a CPU with `available` host devices.
+def planned_split(global_batch: int, cores: int) -> int:
+  """Devices a process training with this batch alone gets on a CPU.
 
-  Among the divisors of `global_batch` up to `available` (every device gets
-  an equal share): the smallest that uses every core (when the batch allows)
-  with at most CPU_MAX_PER_DEVICE examples per device; failing that, the
-  largest.
+  Among the divisors of `global_batch` up to max(cores, MAX_HOST_DEVICES)
+  (every device gets an equal share): the smallest that uses every core
+  (when the batch allows) with at most CPU_MAX_PER_DEVICE examples per
+  device; failing that, the largest.
   """
-  divisors = [d for d in range(1, max(available, 1) + 1) if global_batch % d == 0]
+  available = max(cores, MAX_HOST_DEVICES)
+  divisors = [d for d in range(1, available + 1) if global_batch % d == 0]
   n = max(divisors)
   small = [d for d in divisors
-           if d >= min(cores, available, n) and global_batch // d <= CPU_MAX_PER_DEVICE]
+           if d >= min(cores, n) and global_batch // d <= CPU_MAX_PER_DEVICE]
   return min(small) if small else n
 
 
 def plan_device_count(batch_sizes, cores: int | None = None) -> int:
   """Host devices for a process that trains with these global batch sizes.
 
-  The most any of them is split over (`cpu_split` with MAX_HOST_DEVICES
-  available), but at least one per core (also when there is no batch).
-  E.g. on 2 cores: batch 50 -> 2, 256 -> 8, {50, 256} -> 8.
+  The largest of their `planned_split`s, but at least one per core (also
+  when there is no batch). E.g. on 2 cores: batch 50 -> 2, 256 -> 8,
+  {50, 256} -> 8.
   """
   cores = usable_cores() if cores is None else cores
   batch_sizes = [int(b) for b in batch_sizes or () if b]
-  available = max(cores, MAX_HOST_DEVICES)
-  return max([cores] + [cpu_split(b, available, cores) for b in batch_sizes])
+  return max([cores] + [planned_split(b, cores) for b in batch_sizes])
 
 
 def set_device_count(count: int, environ: dict | None = None) -> int | None:

@@ -16,7 +16,6 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from nhp_jax import errors
-from nhp_jax.train import host_devices
 
 AXIS = "data"
 
@@ -28,21 +27,21 @@ def initialize_distributed(enabled: bool) -> None:
 
 
 def data_parallel_size(global_batch: int, requested: int = 0,
-                       available: int | None = None, platform: str | None = None) -> int:
+                       available: int | None = None) -> int:
   """How many devices a global batch is split over.
 
   Args:
     global_batch: examples per step over all hosts.
     requested: devices asked for (config `parallel.num_devices`); 0: automatic.
     available: devices there are (default `jax.device_count()`).
-    platform: the backend (default `jax.default_backend()`).
 
   Returns:
-    `requested` if given. Else, among the divisors of `global_batch` that
-    are at most the device count (every device gets an equal share): on CPU
-    the smallest one that uses every core (when the batch allows) and gives
-    at most host_devices.CPU_MAX_PER_DEVICE examples per device; otherwise (and on
-    accelerators) the largest. Logged when it leaves devices idle.
+    `requested` if given. Else the largest divisor of `global_batch` that is
+    at most the device count (every device gets an equal share); logged
+    when it leaves devices idle. On a CPU the process has the host devices
+    its batches were planned for (`host_devices.plan_device_count`), and
+    devices left idle would still slow it down (XLA:CPU's thread pool has a
+    thread per device), so the CPU rule is the same.
 
   Raises:
     ConfigError: `requested` exceeds the devices or does not divide the batch.
@@ -56,10 +55,7 @@ def data_parallel_size(global_batch: int, requested: int = 0,
       raise errors.ConfigError(f"training.batch_size: {global_batch} is not divisible by "
                                f"parallel.num_devices={requested}")
     return requested
-  if (platform or jax.default_backend()) == "cpu":
-    n = host_devices.cpu_split(global_batch, available, host_devices.usable_cores())
-  else:
-    n = max(d for d in range(1, available + 1) if global_batch % d == 0)
+  n = max(d for d in range(1, available + 1) if global_batch % d == 0)
   if n < available:
     logging.info("batch %d split over %d of the %d devices", global_batch, n, available)
   return n

@@ -17,17 +17,16 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 @pytest.mark.parametrize("batch, requested, available, expected", [
     (50, 0, 8, 5), (48, 0, 8, 8), (50, 0, 2, 2), (7, 0, 2, 1), (50, 2, 8, 2), (50, 0, 1, 1)])
 def test_data_parallel_size(batch, requested, available, expected):
-  """On accelerators: the largest device count dividing the batch."""
-  assert sharding.data_parallel_size(batch, requested, available, platform="gpu") == expected
+  """The largest device count dividing the batch (every backend)."""
+  assert sharding.data_parallel_size(batch, requested, available) == expected
 
 
-@pytest.mark.parametrize("batch, available, cores, expected", [
-    (50, 8, 2, 2), (48, 8, 2, 2), (256, 8, 2, 8), (128, 8, 2, 4), (512, 8, 2, 8),
-    (50, 2, 2, 2), (7, 8, 2, 7), (3, 8, 2, 3), (64, 8, 8, 8), (20, 8, 4, 4)])
-def test_cpu_split_keeps_per_device_batches_small(monkeypatch, batch, available, cores, expected):
-  """On CPU: the fewest devices that use every core and give at most CPU_MAX_PER_DEVICE each."""
-  monkeypatch.setattr(host_devices, "usable_cores", lambda: cores)
-  n = sharding.data_parallel_size(batch, 0, available, platform="cpu")
+@pytest.mark.parametrize("batch, cores, expected", [
+    (50, 2, 2), (48, 2, 2), (256, 2, 8), (128, 2, 4), (512, 2, 8), (7, 2, 7), (3, 2, 3),
+    (64, 8, 8), (20, 4, 4), (96, 4, 4), (256, 16, 16), (1, 2, 1)])
+def test_planned_split_keeps_per_device_batches_small(batch, cores, expected):
+  """The fewest devices that use every core and give at most CPU_MAX_PER_DEVICE each."""
+  n = host_devices.planned_split(batch, cores)
   assert n == expected and batch % n == 0
 
 
@@ -61,7 +60,15 @@ def test_plan_device_count(batch_sizes, cores, expected):
 def test_planned_devices_are_the_split(batch):
   """A process planned for one batch leaves no device idle when that batch is split."""
   n = host_devices.plan_device_count([batch], 2)
-  assert host_devices.cpu_split(batch, n, 2) == n
+  assert sharding.data_parallel_size(batch, 0, n) == n
+
+
+@pytest.mark.parametrize("batch_sizes, used", [
+    ([64, 50, 256, 64], [8, 5, 8, 8]), ([50, 256], [5, 8]), ([50, 64], [2, 2])])
+def test_mixed_batches_use_the_devices_there_are(batch_sizes, used):
+  """A process planned for several batches splits each over as many devices as divide it."""
+  n = host_devices.plan_device_count(batch_sizes, 2)
+  assert [sharding.data_parallel_size(b, 0, n) for b in batch_sizes] == used
 
 
 def test_host_devices_from_env_and_batches():
