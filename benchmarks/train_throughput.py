@@ -188,23 +188,22 @@ def run_child(args) -> dict:
         TRAIN_FACTOR * flops_per_item, peak))
 
   dtype = state_lib.DTYPES[args.dtype]
+  pairs = ("noisy", "clean")
+  # workload -> (figure name, unit, config module, step, batch keys, FLOP per item, items per example)
+  train_specs = {
+      "triplet": ("l2net_triplet_train", "patches/s", descriptor_config,
+                  functools.partial(steps.descriptor_train_step, bn_passes=args.bn_passes),
+                  ("anchor", "positive", "negative"), L2NET_FORWARD_FLOPS, 3),
+      "unet": ("unet_train", "pairs/s", denoiser_config, steps.denoiser_train_step, pairs,
+               UNET_FORWARD_FLOPS, 1),
+      "dncnn": ("dncnn17_train", "pairs/s", dncnn_config, steps.denoiser_train_step, pairs,
+                DNCNN17_FORWARD_FLOPS, 1),
+  }
   for b in (int(x) for x in args.batch.split(",") if x):
-    if "triplet" in only:
-      step_fn = functools.partial(steps.descriptor_train_step, bn_passes=args.bn_passes)
-      results[f"l2net_triplet_train_b{b}"] = dict(
-          unit="patches/s", **train_figure(descriptor_config.get_config(), step_fn,
-                                           ("anchor", "positive", "negative"), b,
-                                           L2NET_FORWARD_FLOPS, 3))
-    if "unet" in only:
-      results[f"unet_train_b{b}"] = dict(
-          unit="pairs/s", **train_figure(denoiser_config.get_config(),
-                                         steps.denoiser_train_step, ("noisy", "clean"), b,
-                                         UNET_FORWARD_FLOPS, 1))
-    if "dncnn" in only:
-      results[f"dncnn17_train_b{b}"] = dict(
-          unit="pairs/s", **train_figure(dncnn_config.get_config(),
-                                         steps.denoiser_train_step, ("noisy", "clean"), b,
-                                         DNCNN17_FORWARD_FLOPS, 1))
+    for workload in (w for w in TRAIN_WORKLOADS if w in only):
+      name, unit, config_module, step_fn, keys, flops, per_example = train_specs[workload]
+      results[f"{name}_b{b}"] = dict(unit=unit, **train_figure(
+          config_module.get_config(), step_fn, keys, b, flops, per_example))
 
   nb = args.infer_batch
   kwargs = {} if args.dtype == "float32" else {"dtype": dtype}
