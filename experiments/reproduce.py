@@ -44,11 +44,11 @@ def study_config(name: str, scale: str):
   return importlib.import_module(f"experiments.configs.studies.{name}").get_config(scale)
 
 
-def reproduce(scale: str, studies, workdir: str, data_dir: str | None = None) -> list[dict]:
-  """Runs `studies` in order; writes `<workdir>/RESULTS.md`; returns their documents."""
+def reproduce(scale: str, configs, workdir: str, data_dir: str | None = None) -> list[dict]:
+  """Runs the study configs (`study_config`) in order; writes `<workdir>/RESULTS.md`;
+  returns their documents."""
   from experiments import study_runner
   from nhp_jax import atomic
-  configs = [study_config(name, scale) for name in studies]   # every name checked first
   docs = []
   for i, config in enumerate(configs):
     logging.info("study %d/%d: %s", i + 1, len(configs), config.title)
@@ -72,10 +72,10 @@ def main(argv):
   from experiments import study_runner
   from nhp_jax import errors
   try:
+    configs = [study_config(name, _SCALE.value) for name in _STUDIES.value]  # names checked first
     # Host devices for every run's batch, before anything starts JAX's backend.
-    configs = [study_config(name, _SCALE.value) for name in _STUDIES.value]
     host_devices.configure_from_env(batch_sizes=study_runner.batch_sizes(configs))
-    reproduce(_SCALE.value, _STUDIES.value, _WORKDIR.value, _DATA_DIR.value)
+    reproduce(_SCALE.value, configs, _WORKDIR.value, _DATA_DIR.value)
   except errors.NhpError as e:
     logging.error("%s: %s", type(e).__name__, e)
     sys.exit(1)
