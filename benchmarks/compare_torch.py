@@ -13,6 +13,8 @@ are only comparable within one output line.
 
   python -m benchmarks.compare_torch --rounds=3
   python -m benchmarks.compare_torch --bf16          # bfloat16 on both sides
+  python -m benchmarks.compare_torch --torch_python=python3 --torch_device=cuda \
+      --batch=50,256,1024 --infer_batch=8192             # on a GPU, both sides on it
 
 If the PyTorch interpreter or script is missing, prints a message and a
 JSON line with "skipped".
@@ -21,6 +23,7 @@ JSON line with "skipped".
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,7 +37,10 @@ _DEFAULT_SCRIPT = os.path.join(os.path.dirname(_ROOT), "shared", "peer-bench",
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--torch_python", default=os.path.expanduser("~/.venvs/torch-peer/bin/python"))
+  p.add_argument("--torch_python", default=os.path.expanduser("~/.venvs/torch-peer/bin/python"),
+                 help="interpreter with PyTorch: a path, or a name on PATH")
+  p.add_argument("--torch_device", choices=("cpu", "cuda"), default="cpu",
+                 help="where the PyTorch side runs (nhp_jax runs on JAX's default backend)")
   p.add_argument("--torch_script", default=_DEFAULT_SCRIPT)
   p.add_argument("--torch_layout", choices=("cl", "nchw", "both"), default="cl")
   p.add_argument("--rounds", type=int, default=3)
@@ -78,22 +84,30 @@ def _spread(values: list[float]) -> dict:
           "max": round(max(values), 1), "runs": [round(v, 1) for v in values]}
 
 
-def main(argv=None) -> None:
-  args = parse_args(argv)
-  if not (os.path.exists(args.torch_python) and os.path.exists(args.torch_script)):
-    print(f"PyTorch yardstick not found ({args.torch_python}, {args.torch_script}): skipped",
-          file=sys.stderr)
-    print(json.dumps({"script": "compare_torch", "skipped": True}))
-    return
+def _commands(args) -> tuple[list[str], list[str]]:
+  """The PyTorch reference's command line and train_throughput's, for the same workloads."""
   torch_cmd = [args.torch_python, args.torch_script, "--threads", str(args.threads),
                "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--batch", args.batch, "--infer-batch", str(args.infer_batch),
-               "--layout", args.torch_layout] + (["--bf16"] if args.bf16 else [])
+               "--layout", args.torch_layout, "--device", args.torch_device] + (
+                   ["--bf16"] if args.bf16 else [])
   ours_cmd = [sys.executable, "-m", "benchmarks.train_throughput", f"--devices={args.devices}",
               f"--steps={args.steps}", f"--warmup={args.warmup}", f"--batch={args.batch}",
               f"--infer_batch={args.infer_batch}", f"--bn_passes={args.bn_passes}",
               "--only=triplet,unet,infer",
               f"--dtype={'bfloat16' if args.bf16 else 'float32'}"]
+  return torch_cmd, ours_cmd
+
+
+def main(argv=None) -> None:
+  args = parse_args(argv)
+  args.torch_python = shutil.which(args.torch_python) or args.torch_python
+  if not (os.path.exists(args.torch_python) and os.path.exists(args.torch_script)):
+    print(f"PyTorch yardstick not found ({args.torch_python}, {args.torch_script}): skipped",
+          file=sys.stderr)
+    print(json.dumps({"script": "compare_torch", "skipped": True}))
+    return
+  torch_cmd, ours_cmd = _commands(args)
   torch_env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
   rounds, loads = [], []
   start = time.perf_counter()
@@ -129,7 +143,8 @@ def main(argv=None) -> None:
       "torch": meta["torch"], "nhp_jax_xla_flags": meta["ours"],
       "settings": {"rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
                    "threads": args.threads, "devices": args.devices,
-                   "bn_passes": args.bn_passes, "torch_layout": args.torch_layout},
+                   "bn_passes": args.bn_passes, "torch_layout": args.torch_layout,
+                   "torch_device": args.torch_device},
       "load_before_each_run": loads,
       "wall_s": round(time.perf_counter() - start, 1),
       "figures": table,

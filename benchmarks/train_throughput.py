@@ -20,12 +20,17 @@ that `sharding.data_parallel_size` picks (as the training loop does), and
 each timed step includes sharding the host uint8 batch onto the mesh. Every
 figure is the median / min / max of the per-step rates. Achieved FLOP/s use
 the analytic multiply-add counts below (training = 3 x forward: forward,
-input gradient, kernel gradient); the fraction of peak uses
-cores x --flops_per_cycle x the clock in /proc/cpuinfo.
+input gradient, kernel gradient); on a CPU the fraction of peak uses
+cores x --flops_per_cycle x the clock in /proc/cpuinfo. On an accelerator
+(where a clock-based peak says little for small convolutions),
+--roofline adds each train figure's `conv_bound`: the rate its model's
+convolutions allow at that batch, each layer timed alone on one device
+(`benchmarks.conv_roofline`), and the step's `conv_bound_fraction` of it.
 
   python -m benchmarks.train_throughput                     # what a user gets
   python -m benchmarks.train_throughput --devices=1,2,4,8   # scaling table
   python -m benchmarks.train_throughput --bn_passes=1 --dtype=bfloat16
+  python -m benchmarks.train_throughput --batch=50,256,1024,4096 --roofline   # on a GPU
 
 Device settings: "default" is what the binaries do
 (`host_devices.configure_from_env(batch_sizes=...)`: $NHP_CPU_DEVICES if set,
@@ -84,7 +89,10 @@ def parse_args(argv=None):
   p.add_argument("--only", default=",".join(DEFAULT_WORKLOADS),
                  help=f"comma-separated subset of {','.join(WORKLOADS)}")
   p.add_argument("--flops_per_cycle", type=float, default=64.0,
-                 help="fp32 FLOP per cycle per core for the peak (2 x 512-bit FMA = 64)")
+                 help="fp32 FLOP per cycle per core for the CPU peak (2 x 512-bit FMA = 64)")
+  p.add_argument("--roofline", action="store_true",
+                 help="also time each train figure's model layer by layer "
+                      "(benchmarks.conv_roofline) and report the step's fraction of that bound")
   p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   unknown = set(args.only.split(",")) - set(WORKLOADS)
@@ -93,16 +101,20 @@ def parse_args(argv=None):
   return args
 
 
-def _summary(times: list[float], items: int, flops_per_item: float, peak: float) -> dict:
+def _summary(times: list[float], items: int, flops_per_item: float, peak: float | None) -> dict:
+  """Median / min / max rate of the per-step times; the fraction of `peak` FLOP/s where known."""
   rates = [items / t for t in times]
   median = statistics.median(rates)
-  return {"median": round(median, 1), "min": round(min(rates), 1), "max": round(max(rates), 1),
-          "median_step_ms": round(1000 * statistics.median(times), 2), "steps": len(times),
-          "gflops": round(median * flops_per_item / 1e9, 1),
-          "peak_fraction": round(median * flops_per_item / peak, 3)}
+  summary = {"median": round(median, 1), "min": round(min(rates), 1),
+             "max": round(max(rates), 1),
+             "median_step_ms": round(1000 * statistics.median(times), 2), "steps": len(times),
+             "gflops": round(median * flops_per_item / 1e9, 1)}
+  if peak:
+    summary["peak_fraction"] = round(median * flops_per_item / peak, 3)
+  return summary
 
 
-def _timed(fn, warmup: int, steps: int) -> list[float]:
+def timed(fn, warmup: int, steps: int) -> list[float]:
   """Calls fn() (which blocks until its result is ready) warmup + steps times."""
   for _ in range(warmup):
     fn()
@@ -161,8 +173,12 @@ def run_child(args) -> dict:
   from nhp_jax.train import state as state_lib
   from nhp_jax.train import steps
 
+  from benchmarks import conv_roofline
+
   cores = len(os.sched_getaffinity(0))
-  peak = cores * args.flops_per_cycle * (clock_hz() or 1.0)
+  # The clock-based peak describes a CPU only; on an accelerator --roofline is the measure.
+  peak = (cores * args.flops_per_cycle * (clock_hz() or 1.0)
+          if jax.default_backend() == "cpu" else None)
   rng = np.random.default_rng(0)
   only = set(args.only.split(","))
   results = {}
@@ -183,9 +199,17 @@ def run_child(args) -> dict:
       jax.block_until_ready(metrics["loss"])
 
     one()  # compile
-    return dict(host_devices=jax.device_count(), devices_used=mesh.size, **_summary(
-        _timed(one, args.warmup, args.steps), items_per_example * batch,
+    figure = dict(host_devices=jax.device_count(), devices_used=mesh.size, **_summary(
+        timed(one, args.warmup, args.steps), items_per_example * batch,
         TRAIN_FACTOR * flops_per_item, peak))
+    if args.roofline:
+      # The bound counts examples of one pass: patches for L2-Net, pairs for the UNet,
+      # the same units as the figure.
+      bound = conv_roofline.model_bound(conv_roofline.model_layers(model), batch,
+                                        dtype, args.steps, args.warmup)
+      figure["conv_bound"] = bound["examples_per_s"]
+      figure["conv_bound_fraction"] = round(figure["median"] / bound["examples_per_s"], 3)
+    return figure
 
   dtype = state_lib.DTYPES[args.dtype]
   pairs = ("noisy", "clean")
@@ -215,7 +239,7 @@ def run_child(args) -> dict:
     fn(x)
     results[f"l2net_infer_b{nb}"] = dict(unit="patches/s", host_devices=jax.device_count(),
                                          **_summary(
-        _timed(lambda: fn(x), args.warmup, args.steps), nb, L2NET_FORWARD_FLOPS, peak))
+        timed(lambda: fn(x), args.warmup, args.steps), nb, L2NET_FORWARD_FLOPS, peak))
   if "describe" in only:
     unet = get_model("unet_shallow", **kwargs)
     unet_vars = unet.init(jax.random.PRNGKey(2), jnp.zeros((1, 32, 32, 1)))
@@ -224,11 +248,12 @@ def run_child(args) -> dict:
     fn(x)
     results[f"denoise_describe_b{nb}"] = dict(unit="patches/s", host_devices=jax.device_count(),
                                               **_summary(
-        _timed(lambda: fn(x), args.warmup, max(args.steps // 2, 3)), x.shape[0],
+        timed(lambda: fn(x), args.warmup, max(args.steps // 2, 3)), x.shape[0],
         L2NET_FORWARD_FLOPS + UNET_FORWARD_FLOPS, peak))
   return {"jax": jax.__version__, "backend": jax.default_backend(),
           "xla_flags": os.environ.get("XLA_FLAGS", ""),
-          "device_count": jax.device_count(), "peak_gflops": round(peak / 1e9, 1),
+          "device": jax.devices()[0].device_kind, "device_count": jax.device_count(),
+          "peak_gflops": round(peak / 1e9, 1) if peak else None,
           "results": results}
 
 
@@ -254,12 +279,22 @@ def _child_env(devices: str) -> dict:
   return env
 
 
+def _forwarded(args) -> list[str]:
+  """The parent's arguments for its children (all but --devices and --child)."""
+  out = []
+  for k, v in vars(args).items():
+    if k in ("devices", "child") or v is False:
+      continue
+    out.append(f"--{k}" if v is True else f"--{k}={v}")
+  return out
+
+
 def main(argv=None) -> None:
   args = parse_args(argv)
   if args.child:
     print(json.dumps(run_child(args)))
     return
-  forwarded = [f"--{k}={v}" for k, v in vars(args).items() if k not in ("devices", "child")]
+  forwarded = _forwarded(args)
   runs = {}
   start = time.perf_counter()
   for devices in args.devices.split(","):
@@ -285,6 +320,7 @@ def main(argv=None) -> None:
       "affinity": sorted(os.sched_getaffinity(0)), "clock_mhz": round(clock_hz() / 1e6),
       "flops_per_cycle": args.flops_per_cycle,
       "settings": {"bn_passes": args.bn_passes, "dtype": args.dtype, "batch": args.batch,
+                   "roofline": args.roofline,
                    "steps": args.steps, "warmup": args.warmup,
                    "infer_batch": args.infer_batch, "infer_blocks": args.infer_blocks},
       "loadavg": os.getloadavg(),

@@ -20,6 +20,7 @@ rerun the same command after an interruption and finished stages are skipped.
   python -m experiments.main --workdir=workdirs/main --size=small
   python -m experiments.main --pipeline=baseline --workdir=workdirs/main_baseline
   python -m experiments.main --data_dir=DATA --denoiser_epochs=50 --descriptor_epochs=20
+  python -m experiments.main --workdir=workdirs/main_bf16 --dtype=bfloat16 --seed=1
 
 Numbers on the embedded dataset are synthetic-data results, not N-HPatches ones.
 """
@@ -56,13 +57,15 @@ _JOINT_EPOCHS = flags.DEFINE_integer("joint_epochs", None, "joint fine-tuning ep
 _PRETRAIN_CROPS = flags.DEFINE_integer("pretrain_crops", None, "DnCNN pretraining: AWGN photo "
                                        "crops (x16 noisy views) per epoch")
 _PRETRAIN_EPOCHS = flags.DEFINE_integer("pretrain_epochs", None, "DnCNN pretraining epochs")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
+                           "compute dtype of every stage (parameters, optimiser state and "
+                           "losses stay float32)")
+_SEED = flags.DEFINE_integer("seed", 0, "seed of every stage (initialisation, sampling, "
+                             "dropout)")
 _N_PAIRS = flags.DEFINE_integer("n_pairs", 100_000, "pairs per generated verification file "
                                 "(the official benchmark uses 1,000,000)")
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  workdir = os.path.abspath(_WORKDIR.value)
-  dirs = {stage: os.path.join(workdir, stage) for stage in pipelines.STAGES}
+def stage_configs():
+  """The pipeline's stage configs from the flags, and the stages it has, in order."""
   # Scale flags left unset take the pipeline's main-job defaults (pipelines.DEFAULTS).
   c = pipelines.pipeline_config(
       _PIPELINE.value, _SIZE.value, train_labels=_TRAIN_LABELS.value,
@@ -71,6 +74,17 @@ def main(argv):
       joint_examples_per_epoch=_JOINT_EXAMPLES.value, joint_epochs=_JOINT_EPOCHS.value,
       pretrain_crops=_PRETRAIN_CROPS.value, pretrain_epochs=_PRETRAIN_EPOCHS.value)
   stages = [s for s in pipelines.STAGES if s in c]
+  for stage in stages:
+    c[stage].dtype, c[stage].seed = _DTYPE.value, _SEED.value
+  return c, stages
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  workdir = os.path.abspath(_WORKDIR.value)
+  dirs = {stage: os.path.join(workdir, stage) for stage in pipelines.STAGES}
+  c, stages = stage_configs()
   # Host devices for the stages' batches, before anything starts JAX's backend.
   host_devices.configure_from_env(batch_sizes=[c[s].training.batch_size for s in stages])
   from nhp_jax import atomic

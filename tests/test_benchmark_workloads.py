@@ -1,10 +1,15 @@
 """The benchmark scripts' bookkeeping (not their timings): FLOP counts and process plans."""
 
+import json
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks import compare_torch
+from benchmarks import conv_roofline
 from benchmarks import train_throughput
 from nhp_jax.models import get_model
 
@@ -48,3 +53,89 @@ def test_unknown_workload_is_refused(capsys):
   with pytest.raises(SystemExit):
     train_throughput.parse_args(["--only=triplet,dncn"])
   assert "unknown workloads ['dncn']" in capsys.readouterr().err
+
+
+def test_roofline_finds_every_conv_of_the_models():
+  """The layers conv_roofline times are the models' own, and their FLOP the constants above."""
+  l2net_layers = conv_roofline.model_layers(get_model("l2net"))
+  assert [layer.name for layer in l2net_layers] == [f"conv_{i}" for i in range(6)] + ["head"]
+  assert [layer.strides for layer in l2net_layers] == [(1, 1), (1, 1), (2, 2), (1, 1), (2, 2),
+                                                       (1, 1), (1, 1)]
+  assert [layer.output_side for layer in l2net_layers] == [(32, 32), (32, 32), (16, 16),
+                                                           (16, 16), (8, 8), (8, 8), (1, 1)]
+  assert [layer.full_frame for layer in l2net_layers] == [False] * 6 + [True]
+  assert sum(layer.forward_flops for layer in l2net_layers) == train_throughput.L2NET_FORWARD_FLOPS
+  unet_layers = conv_roofline.model_layers(get_model("unet_shallow"))
+  assert [layer.kernel for layer in unet_layers] == [(3, 3, 1, 16), (3, 3, 16, 32), (2, 2, 32, 64),
+                                                     (3, 3, 80, 64), (3, 3, 64, 1)]
+  assert sum(layer.forward_flops for layer in unet_layers) == train_throughput.UNET_FORWARD_FLOPS
+  dncnn_layers = conv_roofline.model_layers(get_model("dncnn", depth=17, features=64))
+  assert sum(layer.forward_flops for layer in dncnn_layers) == (
+      train_throughput.DNCNN17_FORWARD_FLOPS)
+
+
+def test_roofline_layers_compute_what_the_models_convs_compute():
+  """Each timed layer (plain conv, or the head's matmul) equals nn.Conv with its settings."""
+  rng = np.random.default_rng(0)
+  for layer in conv_roofline.model_layers(get_model("l2net")):
+    x = jnp.asarray(rng.normal(size=(2, *layer.input_shape)), jnp.float32)
+    conv = nn.Conv(layer.kernel[-1], layer.kernel[:2], strides=layer.strides,
+                   padding=layer.padding, use_bias=False)
+    variables = conv.init(jax.random.PRNGKey(0), x)
+    want = conv.apply(variables, x).reshape(2, -1)
+    got = conv_roofline._layer_fn(layer)(x, variables["params"]["kernel"]).reshape(2, -1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=layer.name)
+
+
+def test_roofline_bound_is_the_batch_over_the_summed_layer_times(monkeypatch):
+  layers = conv_roofline.model_layers(get_model("unet_shallow"))
+  times = {layer.name: 0.001 * (i + 1) for i, layer in enumerate(layers)}  # 1..5 ms
+  monkeypatch.setattr(conv_roofline, "time_layer", lambda layer, batch, *a: times[layer.name])
+  bound = conv_roofline.model_bound(layers, 30)
+  assert bound["examples_per_s"] == pytest.approx(30 / 0.015, rel=1e-3)
+  assert bound["gflops"] == pytest.approx(
+      30 * 3 * train_throughput.UNET_FORWARD_FLOPS / 0.015 / 1e9, rel=1e-3)
+  assert [entry["ms"] for entry in bound["layers"]] == [1.0, 2.0, 3.0, 4.0, 5.0]
+  monkeypatch.setattr(conv_roofline, "time_layer",
+                      lambda layer, batch, *a: times[layer.name] * (1 if batch == 8 else 3))
+  best = conv_roofline.best_bound(get_model("unet_shallow"), [4, 8])
+  assert best["best_batch"] == 8
+  assert best["best_examples_per_s"] == pytest.approx(8 / 0.015, rel=1e-3)
+
+
+def test_roofline_times_a_layer_and_refuses_bad_batches(capsys):
+  layer = conv_roofline.model_layers(get_model("l2net"))[2]
+  assert conv_roofline.time_layer(layer, 2, steps=1, warmup=0) > 0
+  with pytest.raises(SystemExit):
+    conv_roofline.parse_args(["--batch=50,x"])
+  assert "comma-separated integers" in capsys.readouterr().err
+
+
+def test_children_get_the_parents_switches():
+  """Flags reach the per-device-count children as flags (not '--roofline=True')."""
+  args = train_throughput.parse_args(["--roofline", "--batch=64", "--only=dncnn"])
+  forwarded = train_throughput._forwarded(args)
+  assert "--roofline" in forwarded and "--batch=64" in forwarded
+  assert not any(f.startswith("--devices") or f.startswith("--child") for f in forwarded)
+  assert vars(train_throughput.parse_args(forwarded)) == vars(args)
+  assert "--roofline" not in train_throughput._forwarded(train_throughput.parse_args([]))
+
+
+def test_compare_torch_runs_both_sides_on_the_same_workloads():
+  args = compare_torch.parse_args(["--torch_device=cuda", "--bf16", "--batch=64,1024",
+                                   "--torch_python=python3"])
+  torch_cmd, ours_cmd = compare_torch._commands(args)
+  assert torch_cmd[torch_cmd.index("--device") + 1] == "cuda"
+  assert torch_cmd[torch_cmd.index("--batch") + 1] == "64,1024" and "--bf16" in torch_cmd
+  assert "--batch=64,1024" in ours_cmd and "--dtype=bfloat16" in ours_cmd
+  torch_cmd, ours_cmd = compare_torch._commands(compare_torch.parse_args([]))
+  assert torch_cmd[torch_cmd.index("--device") + 1] == "cpu" and "--bf16" not in torch_cmd
+  assert "--dtype=float32" in ours_cmd
+
+
+def test_compare_torch_without_pytorch_says_skipped(tmp_path, capsys):
+  compare_torch.main([f"--torch_python={tmp_path / 'no-python'}"])
+  out = capsys.readouterr()
+  assert json.loads(out.out.strip().splitlines()[-1]) == {"script": "compare_torch",
+                                                           "skipped": True}
+  assert "not found" in out.err

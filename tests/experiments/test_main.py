@@ -91,3 +91,27 @@ def test_pipeline_configs_validate_at_every_size(pipeline):
         config_validation.validate(c[stage])
   with pytest.raises(ValueError, match="unknown main-job scale"):
     pipelines.pipeline_config(pipeline, "small", epochs=3)
+
+
+_STAGE_SETTINGS = """
+import json, sys
+from absl import flags
+from experiments import main
+flags.FLAGS(sys.argv)
+c, stages = main.stage_configs()
+print(json.dumps({s: [c[s].dtype, c[s].seed] for s in stages}))
+"""
+
+
+def test_dtype_and_seed_flags_reach_every_stage():
+  """In a process of its own: the binaries' flag names are process-global in absl."""
+  def settings(*flags):
+    proc = subprocess.run([sys.executable, "-c", _STAGE_SETTINGS, *flags], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+  assert settings("--dtype=bfloat16", "--seed=7") == {
+      s: ["bfloat16", 7] for s in ("pretrain", "denoiser", "descriptor", "joint")}
+  assert settings("--pipeline=baseline") == {s: ["float32", 0]
+                                             for s in ("denoiser", "descriptor")}
