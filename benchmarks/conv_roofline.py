@@ -38,10 +38,10 @@ from benchmarks import train_throughput
 from nhp_jax.models import fast_conv
 from nhp_jax.models import get_model
 from nhp_jax.models import l2net
+from nhp_jax.train.state import DTYPES
 
-TRAIN_FACTOR = 3  # forward + input gradient + kernel gradient
+TRAIN_FACTOR = train_throughput.TRAIN_FACTOR  # forward + input gradient + kernel gradient
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
