@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import train_throughput
+from nhp_jax.errors import ConfigError
 from nhp_jax.models import fast_conv
 from nhp_jax.models import get_model
 from nhp_jax.models import l2net
@@ -187,6 +188,12 @@ def parse_args(argv=None):
     p.error(f"--batch: expected comma-separated integers, got {args.batch!r}")
   if not args.batch or min(args.batch) < 1:
     p.error(f"--batch: expected positive batch sizes, got {args.batch}")
+  args.models = [name for name in args.models.split(",") if name]
+  for name in args.models:
+    try:
+      get_model(name)
+    except (ConfigError, TypeError) as e:
+      p.error(f"--models: {name!r} cannot be built with default settings ({e})")
   return args
 
 
@@ -196,7 +203,7 @@ def main(argv=None) -> None:
   kwargs = {} if args.dtype == "float32" else {"dtype": dtype}
   results = {name: best_bound(get_model(name, **kwargs), args.batch, dtype, args.steps,
                               args.warmup)
-             for name in args.models.split(",") if name}
+             for name in args.models}
   device = jax.devices()[0]
   print(json.dumps({
       "script": "conv_roofline",

@@ -109,6 +109,10 @@ def test_roofline_times_a_layer_and_refuses_bad_batches(capsys):
   with pytest.raises(SystemExit):
     conv_roofline.parse_args(["--batch=50,x"])
   assert "comma-separated integers" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    conv_roofline.parse_args(["--models=l2net,l2nt"])
+  assert "'l2nt' cannot be built" in capsys.readouterr().err
+  assert conv_roofline.parse_args(["--models=l2net,dncnn"]).models == ["l2net", "dncnn"]
 
 
 def test_children_get_the_parents_switches():
