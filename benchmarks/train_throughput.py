@@ -33,7 +33,7 @@ convolutions allow at that batch, each layer timed alone on one device
   python -m benchmarks.train_throughput --batch=50,256,1024,4096 --roofline   # on a GPU
 
 Device settings: "default" is what the binaries do
-(`host_devices.configure_from_env(batch_sizes=...)`: $NHP_CPU_DEVICES if set,
+(`platform.setup(batch_sizes=...)`, on a CPU: $NHP_CPU_DEVICES if set,
 else the devices the batch is split over, `host_devices.plan_device_count`),
 so each training batch size runs in a process of its own, as a training
 binary with that batch would, and inference in one with a device per core,
@@ -153,11 +153,11 @@ def run_child(args) -> dict:
   """Runs the workloads in this process; returns the results.
 
   The process is set up as the training binaries set theirs up
-  (`host_devices.configure_from_env()`, before JAX is imported), so the
+  (`nhp_jax.platform.setup()`, before JAX's backend starts), so the
   figures follow whatever that does.
   """
-  from nhp_jax.train import host_devices
-  host_devices.configure_from_env(
+  from nhp_jax import platform as nhp_platform
+  nhp_platform.setup(
       batch_sizes=[int(x) for x in args.batch.split(",") if x]
       if set(args.only.split(",")) & set(TRAIN_WORKLOADS) else None)
   import jax

@@ -21,18 +21,12 @@ official results printer; `--json_out` gets {"verification", "matching",
 "retrieval", "details"}.
 """
 
-from nhp_jax.train import host_devices
+from absl import app
+from absl import flags
 
-# One XLA host device per core, before JAX's backend starts: inference splits
-# every block over them.
-host_devices.configure_from_env()
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-
-from nhp_jax.evaluation import runner  # noqa: E402
-from nhp_jax.evaluation import task_files  # noqa: E402
+from nhp_jax import platform
+from nhp_jax.evaluation import runner
+from nhp_jax.evaluation import task_files
 
 _DESCRIPTORS_DIR = flags.DEFINE_string(
     "descriptors_dir", None, "descriptor folder <seq>/<image>.csv to score")
@@ -60,6 +54,8 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 1024, "--workdir: patches per c
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # On a CPU one XLA host device per core: inference splits every block over them.
+  platform.setup()
   runner.run(descriptors_dir=_DESCRIPTORS_DIR.value, workdir=_WORKDIR.value,
              split=_SPLIT.value, tasks_dir=_TASKS_DIR.value, data_dir=_DATA_DIR.value,
              tasks=_TASKS.value, n_pairs=_N_PAIRS.value, metric=_METRIC.value,

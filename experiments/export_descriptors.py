@@ -12,16 +12,11 @@ benchmark (`hpatches_eval.py --descr-dir=...`) or `experiments.evaluate
 embedded dataset the descriptor was trained on.
 """
 
-from nhp_jax.train import host_devices
+from absl import app
+from absl import flags
+from absl import logging
 
-# One XLA host device per core, before JAX's backend starts: inference splits
-# every block over them.
-host_devices.configure_from_env()
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
+from nhp_jax import platform
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "run folder (denoiser/ + descriptor/) or a "
                                "descriptor training workdir", required=True)
@@ -44,6 +39,8 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 1024, "patches per compiled inf
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # On a CPU one XLA host device per core: inference splits every block over them.
+  platform.setup()
   # pylint: disable=g-import-not-at-top
   from nhp_jax.evaluation import descriptor_io, from_checkpoints
   step = int(_STEP.value) if _STEP.value.isdigit() else _STEP.value

@@ -25,16 +25,12 @@ rerun the same command after an interruption and finished stages are skipped.
 Numbers on the embedded dataset are synthetic-data results, not N-HPatches ones.
 """
 
-from nhp_jax.train import host_devices
+import os
 
-host_devices.keep_freed_memory()
+from absl import app, flags, logging
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import os  # noqa: E402
-
-from absl import app, flags, logging  # noqa: E402
-
-from experiments.configs import pipelines  # noqa: E402
+from experiments.configs import pipelines
+from nhp_jax import platform
 
 _PIPELINE = flags.DEFINE_enum("pipeline", "best", list(pipelines.PIPELINES),
                               "which pipeline config")
@@ -85,8 +81,9 @@ def main(argv):
   workdir = os.path.abspath(_WORKDIR.value)
   dirs = {stage: os.path.join(workdir, stage) for stage in pipelines.STAGES}
   c, stages = stage_configs()
-  # Host devices for the stages' batches, before anything starts JAX's backend.
-  host_devices.configure_from_env(batch_sizes=[c[s].training.batch_size for s in stages])
+  # Backend set-up for the stages' batches, before anything starts JAX's backend.
+  platform.setup(batch_sizes=[c[s].training.batch_size for s in stages],
+                 distributed=any(c[s].parallel.distributed for s in stages))
   from nhp_jax import atomic
   from nhp_jax.evaluation import from_checkpoints, report
   from nhp_jax.train import loop
@@ -99,6 +96,8 @@ def main(argv):
   for i, stage in enumerate(stages):
     logging.info("[%d/%d] %s -> %s", i + 1, len(stages) + 1, stage, dirs[stage])
     loop.train_and_evaluate(c[stage], dirs[stage], _DATA_DIR.value)
+  if not platform.is_writer():   # a multi-process job scores and writes on process 0
+    return
   logging.info("[%d/%d] evaluation", len(stages) + 1, len(stages) + 1)
   kw = {"split": c.descriptor.data.split, "data_dir": _DATA_DIR.value, "n_pairs": _N_PAIRS.value}
   doc = from_checkpoints.evaluate_workdir(workdir, **kw)

@@ -13,16 +13,13 @@ checkpoint, so rerunning after an interruption continues where it stopped.
 Writes `<workdir>/RESULTS.md` with every study's table and wall time.
 """
 
-from nhp_jax.train import host_devices
+import importlib
+import os
+import sys
 
-host_devices.keep_freed_memory()
+from absl import app, flags, logging
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import importlib  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-
-from absl import app, flags, logging  # noqa: E402
+from nhp_jax import platform
 
 STUDIES = ("baseline", "denoisers", "descriptor_input", "triplets", "final", "curves", "beyond")
 
@@ -73,8 +70,8 @@ def main(argv):
   from nhp_jax import errors
   try:
     configs = [study_config(name, _SCALE.value) for name in _STUDIES.value]  # names checked first
-    # Host devices for every run's batch, before anything starts JAX's backend.
-    host_devices.configure_from_env(batch_sizes=study_runner.batch_sizes(configs))
+    # Backend set-up for every run's batch, before anything starts JAX's backend.
+    platform.setup(batch_sizes=study_runner.batch_sizes(configs))
     reproduce(_SCALE.value, configs, _WORKDIR.value, _DATA_DIR.value)
   except errors.NhpError as e:
     logging.error("%s: %s", type(e).__name__, e)

@@ -12,15 +12,12 @@ the seed's settings). Runs shared between studies are trained once under
 `<workdir>/<study>/results.{md,json}` with PNG plots beside them.
 """
 
-from nhp_jax.train import host_devices
+import sys
 
-host_devices.keep_freed_memory()
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import sys  # noqa: E402
-
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from nhp_jax import platform
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "a study config: experiments/configs/studies/<study>.py:<scale>",
@@ -39,8 +36,8 @@ def main(argv):
   from experiments import study_runner
   from nhp_jax import errors
   try:
-    # Host devices for the runs' batches, before anything starts JAX's backend.
-    host_devices.configure_from_env(batch_sizes=study_runner.batch_sizes([_CONFIG.value]))
+    # Backend set-up for the runs' batches, before anything starts JAX's backend.
+    platform.setup(batch_sizes=study_runner.batch_sizes([_CONFIG.value]))
     study_runner.run_study(_CONFIG.value, _WORKDIR.value, _DATA_DIR.value)
   except errors.NhpError as e:   # bad config, data or checkpoint, or NaN: no traceback
     logging.error("%s: %s", type(e).__name__, e)

@@ -1,22 +1,19 @@
 """Command line shared by the training binaries: --config, --workdir, --data_dir.
 
-Once the config is parsed, and before JAX's backend starts, the CPU backend
-gets the XLA host devices the config's batch is split over
-(`nhp_jax.train.host_devices`; `NHP_CPU_DEVICES=N` sets the count, 1 turns the
-split off), so the data-parallel mesh uses every core; XLA_FLAGS set by the
-user win.
+Once the config is parsed, and before JAX's backend starts, `platform.setup`
+prepares the backend: on a CPU the XLA host devices the config's batch is
+split over (`nhp_jax.train.host_devices`; `NHP_CPU_DEVICES=N` sets the count,
+1 turns the split off; XLA_FLAGS set by the user win); with
+`--config.parallel.distributed=True` it joins the multi-process job.
 """
 
 import os
 import sys
 
-from nhp_jax.train import host_devices
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-host_devices.keep_freed_memory()
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from nhp_jax import platform
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
@@ -39,7 +36,8 @@ def main(default_config: str) -> None:
   def run(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    host_devices.configure_from_env(batch_sizes=[config.value.training.batch_size])
+    platform.setup(batch_sizes=[config.value.training.batch_size],
+                   distributed=config.value.parallel.distributed)
     from nhp_jax import errors
     from nhp_jax.train import loop
     try:

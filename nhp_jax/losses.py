@@ -114,11 +114,17 @@ def pairwise_distances(x: jax.Array, y: jax.Array, eps: float = DISTANCE_EPS) ->
       root, so the gradient is finite (zero) where two descriptors coincide.
 
   Returns:
-    (B, C) float32, entry [i, j] = sqrt(max(|x_i - y_j|^2, eps)).
+    (B, C) float32, entry [i, j] = sqrt(max(|x_i - y_j|^2, eps)), the Gram
+    term at full float32 precision on every backend.
   """
   x, y = x.astype(jnp.float32), y.astype(jnp.float32)
+  # HIGHEST: these distances choose the hardest negatives. At the default
+  # precision a TPU multiplies float32 in bfloat16 passes and recent GPUs in
+  # TF32 (10-bit mantissas), so near-equal negatives would be ranked
+  # differently from the CPU's true float32 product.
+  gram = jnp.matmul(x, y.T, precision=jax.lax.Precision.HIGHEST)
   sq = (jnp.sum(jnp.square(x), axis=-1)[:, None] + jnp.sum(jnp.square(y), axis=-1)[None, :]
-        - 2.0 * x @ y.T)
+        - 2.0 * gram)
   return jnp.sqrt(jnp.maximum(sq, eps))
 
 

@@ -13,7 +13,9 @@ shifted slices instead, and every other conv as `nn.Conv` does:
     then sum the kh * kw shifted output planes (col2im).
 
 Parameters are those of `nn.Conv` ("kernel" (kh, kw, C_in, C_out), "bias"
-(C_out,)), so checkpoints are interchangeable.
+(C_out,)), so checkpoints are interchangeable. The matmul forms are used only
+where `nhp_jax.platform.cpu_forms()` says so (the CPU backend, where they
+were measured faster); elsewhere every conv is XLA's plain convolution.
 """
 
 from typing import Any
@@ -21,6 +23,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from nhp_jax import platform
 
 MAX_GATHERED = 16   # kh * kw * C_in up to which the input is gathered (im2col)
 MAX_SCATTERED = 4   # C_out up to which the output planes are scattered (col2im)
@@ -110,9 +114,10 @@ class Conv(nn.Module):
                         self.param_dtype)
     bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    if kh * kw * c_in <= MAX_GATHERED:
+    cpu = platform.cpu_forms()
+    if cpu and kh * kw * c_in <= MAX_GATHERED:
       y = gathered_conv(x, kernel, self.padding)
-    elif self.features <= MAX_SCATTERED:
+    elif cpu and self.features <= MAX_SCATTERED:
       y = scattered_conv(x, kernel, self.padding)
     else:
       y = jax.lax.conv_general_dilated(x, kernel, (1, 1), self.padding,

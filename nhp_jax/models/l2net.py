@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nhp_jax import platform
 from nhp_jax.models import fast_conv
 
 # The baseline's channels and strides of the six 3x3 conv + BN + ReLU layers.
@@ -46,7 +47,9 @@ class FullFrameConv(nn.Module):
   With kernel side == input side the conv has a single output position, so
   it is a dense layer on the flattened (H, W, C) map. The kernel keeps the
   conv's (H, W, C_in, C_out) shape, so parameter counts and checkpoints are
-  those of the conv; the matmul form trains faster on CPU than XLA's conv.
+  those of the conv. Where `platform.cpu_forms()` holds (the CPU backend) it
+  is one matmul with a custom kernel gradient, which trains faster there
+  than XLA's conv; elsewhere it is XLA's plain VALID convolution.
 
   Shape:
     input: (B, H, W, C_in), with (H, W) == kernel_size.
@@ -68,6 +71,10 @@ class FullFrameConv(nn.Module):
                         (kh, kw, x.shape[-1], self.features), self.param_dtype)
     bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    if not platform.cpu_forms():
+      y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      return y.reshape(x.shape[0], self.features) + bias
     # Row-major flattening of (H, W, C) matches the kernel's (H, W, C_in) order.
     flat = x.reshape(x.shape[0], -1)
     return _dense(flat, kernel.reshape(-1, self.features)) + bias

@@ -36,7 +36,7 @@ import optax
 from absl import logging
 from clu import metric_writers
 
-from nhp_jax import atomic, errors
+from nhp_jax import atomic, errors, platform
 from nhp_jax.models import count_params
 from nhp_jax.train import checkpointing, config_validation, plots, sharding, tasks
 from nhp_jax.train import state as state_lib
@@ -213,7 +213,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     NumericsError: a loss or the gradient norm became NaN or Inf.
   """
   config_validation.validate(config)
-  sharding.initialize_distributed(config.parallel.distributed)
+  if config.parallel.distributed:   # once per process (binaries join in platform.setup)
+    platform.initialize_distributed()
   config_validation.validate(config, device_count=jax.device_count())
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
@@ -238,8 +239,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                           if isinstance(v, (int, float, str, bool))})
   train_step = sharding.jit_train_step(task.train_step, mesh)
   eval_step = sharding.jit_eval_step(task.eval_step, mesh)
-  batches = task.train_batches(start, sharding.process_batch_size(cfg.batch_size),
-                               tasks.process_seed(config.seed))
+  # Every process draws the global batches and keeps its rows; two are
+  # copied to the devices ahead of the step.
+  batches = sharding.prefetch(map(sharding.process_rows,
+                                  task.train_batches(start, cfg.batch_size, config.seed)), mesh)
   epoch = _EpochMeans(progress)
   window: list[tuple[int, dict]] = []   # (step, device metrics) not yet on the host
   last_saved = start or None
@@ -260,7 +263,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   try:
     for step in range(start + 1, total_steps + 1):   # `step` counts completed steps
-      state, metrics = train_step(state, sharding.shard_batch(next(batches), mesh))
+      state, metrics = train_step(state, next(batches))
       window.append((step, metrics))
       epoch_end = step % task.steps_per_epoch == 0
       save = epoch_end or step % cfg.checkpoint_every == 0

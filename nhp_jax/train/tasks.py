@@ -23,7 +23,6 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 
-import jax
 import ml_collections
 import numpy as np
 from absl import logging
@@ -44,8 +43,9 @@ class Task:
     train_step: pure (state, batch) -> (state, metrics).
     eval_step: pure (state, batch with "mask") -> sums.
     eval_summary: sums over the validation set -> {metric: value}.
-    train_batches: (start_step, per-process batch size, seed) -> iterator of
-      {name: (b, 32, 32, 1) uint8} from global step start_step on.
+    train_batches: (start_step, global batch size, seed) -> iterator of
+      {name: (B, 32, 32, 1) uint8} global batches from step start_step on
+      (every process draws the same ones and keeps its rows).
     val_data: {name: (N, 32, 32, 1) uint8}: the whole validation set.
     steps_per_epoch: optimiser steps per epoch.
     patches_per_example: patches per batch row (1 for pairs, 3 for triplets).
@@ -223,13 +223,12 @@ def _check_hardest_in_batch(config: ml_collections.ConfigDict, num_labels: int) 
     raise errors.ConfigError("config.descriptor.distinct_anchors: expected True for the "
                              "hardest_in_batch loss (its negatives are the batch's other "
                              "labels), found False")
-  per_process = batch // jax.process_count()
-  if not 2 <= per_process <= num_labels:
+  # The loss sees the global batch (all processes draw the same one).
+  if not 2 <= batch <= num_labels:
     raise errors.ConfigError(f"config.training.batch_size: expected 2..{num_labels} distinct "
-                             f"training labels per process for the hardest_in_batch loss, "
-                             f"found {per_process}")
-  if cfg.sos_weight and not cfg.sos_k < per_process:
-    raise errors.ConfigError(f"config.descriptor.sos_k: expected < the batch of {per_process} "
+                             f"training labels for the hardest_in_batch loss, found {batch}")
+  if cfg.sos_weight and not cfg.sos_k < batch:
+    raise errors.ConfigError(f"config.descriptor.sos_k: expected < the batch of {batch} "
                              f"pairs, found {cfg.sos_k}")
 
 
@@ -284,17 +283,16 @@ def _descriptor_task(config: ml_collections.ConfigDict, train: PatchSet, val_pix
   """
   cfg = config.descriptor
   schedule = config_validation.parse_schedule(cfg.schedule)
-  per_process_examples = cfg.triplets_per_epoch // jax.process_count()
   pairs = cfg.loss == "hardest_in_batch"
 
   def train_batches(start_step, batch_size, seed):
     if pairs:
       return pipelines.as_numpy(pipelines.anchor_positive_dataset(
-          train, batch_size=batch_size, seed=seed, pairs_per_epoch=per_process_examples,
+          train, batch_size=batch_size, seed=seed, pairs_per_epoch=cfg.triplets_per_epoch,
           schedule=schedule, source=train_source, start_step=start_step,
           with_clean=with_clean))
     return pipelines.as_numpy(pipelines.descriptor_dataset(
-        train, batch_size=batch_size, seed=seed, triplets_per_epoch=per_process_examples,
+        train, batch_size=batch_size, seed=seed, triplets_per_epoch=cfg.triplets_per_epoch,
         schedule=schedule, far_gap=cfg.far_gap, source=train_source,
         distinct_anchors=cfg.distinct_anchors, start_step=start_step, with_clean=with_clean))
 
@@ -392,8 +390,3 @@ def get_task(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
   if config.task not in TASKS:
     raise errors.ConfigError(f"config.task: unknown {config.task!r}; known: {', '.join(TASKS)}")
   return TASKS[config.task](config, data_dir)
-
-
-def process_seed(seed: int) -> int:
-  """Data seed of this process: hosts of a multi-host job draw different batches."""
-  return seed + 1_000_003 * jax.process_index()

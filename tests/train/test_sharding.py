@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 
 from nhp_jax import errors
@@ -28,6 +30,54 @@ def test_planned_split_keeps_per_device_batches_small(batch, cores, expected):
   """The fewest devices that use every core and give at most CPU_MAX_PER_DEVICE each."""
   n = host_devices.planned_split(batch, cores)
   assert n == expected and batch % n == 0
+
+
+@pytest.mark.parametrize("batch, available, processes, backend, expected", [
+    (50, 8, 1, "tpu", 2), (256, 8, 1, "tpu", 8), (1024, 8, 1, "gpu", 8), (50, 1, 1, "tpu", 1),
+    (64, 8, 1, "tpu", 4), (8, 8, 1, "gpu", 1), (50, 8, 2, "cpu", 2), (48, 8, 2, "cpu", 8),
+    (48, 6, 3, "cpu", 6), (16, 4, 2, "tpu", 2), (96, 8, 2, "tpu", 6)])
+def test_data_parallel_size_by_backend_and_processes(batch, available, processes, backend,
+                                                     expected):
+  """Accelerators keep >= ACCELERATOR_MIN_PER_DEVICE examples per device (else the fewest
+  devices); every count is a multiple of the process count."""
+  n = sharding.data_parallel_size(batch, 0, available, processes=processes, backend=backend)
+  assert n == expected and batch % n == 0 and n % processes == 0
+  if backend != "cpu" and n > processes:
+    assert batch // n >= sharding.ACCELERATOR_MIN_PER_DEVICE
+
+
+def test_data_parallel_size_refuses_what_the_processes_cannot_share():
+  with pytest.raises(errors.ConfigError, match="50 is not divisible by the 4 processes"):
+    sharding.data_parallel_size(50, 0, 8, processes=4, backend="cpu")
+  with pytest.raises(errors.ConfigError, match="expected a multiple of the 2 processes, found 5"):
+    sharding.data_parallel_size(50, 5, 8, processes=2, backend="cpu")
+
+
+def test_mesh_is_built_from_explicit_devices():
+  mesh = sharding.make_mesh(1)
+  assert mesh.axis_names == (sharding.AXIS,) and list(mesh.devices.flat) == jax.devices()[:1]
+  with pytest.raises(errors.ConfigError, match="need 2 on each process; process 0 has 1"):
+    sharding.make_mesh(2)
+
+
+def test_prefetch_keeps_order_and_every_batch():
+  mesh = sharding.make_mesh(1)
+  handed = []
+
+  def batches():
+    for i in range(5):
+      handed.append(i)
+      yield {"x": np.full((2, 3), i, np.uint8)}
+  out = sharding.prefetch(batches(), mesh, size=2)
+  first = next(out)
+  assert handed == [0, 1, 2]          # two batches ahead of the one the step gets
+  assert isinstance(first["x"], jax.Array) and int(first["x"][0, 0]) == 0
+  assert [int(b["x"][0, 0]) for b in out] == [1, 2, 3, 4]
+
+
+def test_process_rows_of_one_process_are_the_batch():
+  batch = {"a": np.arange(8).reshape(4, 2)}
+  np.testing.assert_array_equal(sharding.process_rows(batch)["a"], batch["a"])
 
 
 def test_data_parallel_size_rejects_bad_requests():
