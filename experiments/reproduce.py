@@ -50,6 +50,8 @@ def reproduce(scale: str, configs, workdir: str, data_dir: str | None = None) ->
   for i, config in enumerate(configs):
     logging.info("study %d/%d: %s", i + 1, len(configs), config.title)
     docs.append(study_runner.run_study(config, workdir, data_dir))
+  if None in docs:   # a process other than 0 of a multi-process job: it only trained
+    return []
   parts = [f"# Studies at scale `{scale}`\n",
            "| study | training of its runs | scoring | this invocation |", "|---|---|---|---|"]
   parts += [f"| [{d['title']}]({d['study']}/results.md) | {d['train_seconds'] / 60:.1f} min | "

@@ -28,6 +28,7 @@ from experiments.configs.studies import catalogue
 from nhp_jax import atomic
 from nhp_jax import errors
 from nhp_jax import inference
+from nhp_jax import platform
 from nhp_jax.data import generator
 from nhp_jax.data import layout
 from nhp_jax.data import patchset as patchset_lib
@@ -168,9 +169,10 @@ def train_run(name: str, scale: str, root: str, data_dir: str | None) -> RunReco
   state = loop.train_and_evaluate(config, workdir, data_dir)
   seconds = time.perf_counter() - began
   steps = int(state.step)
-  atomic.write_json(done_path, {"run": name, "fingerprint": fingerprint, "data": data,
-                                "seconds": round(seconds, 1), "steps": steps,
-                                "config": comparable})
+  if platform.is_writer():
+    atomic.write_json(done_path, {"run": name, "fingerprint": fingerprint, "data": data,
+                                  "seconds": round(seconds, 1), "steps": steps,
+                                  "config": comparable})
   return RunRecord(name, fingerprint, data, seconds, steps)
 
 
@@ -312,11 +314,13 @@ def batch_sizes(studies) -> list[int]:
           for study in studies for name in run_names(study)]
 
 
-def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None = None) -> dict:
+def run_study(study: ml_collections.ConfigDict, root: str,
+              data_dir: str | None = None) -> dict | None:
   """Trains, scores and reports one study; returns its results document.
 
   Writes `<root>/<study.name>/results.{md,json}`, `results.png` (when it has
-  rows) and one `<curve name>.png` per curve.
+  rows) and one `<curve name>.png` per curve. In a multi-process job every
+  process trains; process 0 alone scores and writes (the others return None).
 
   Raises:
     ConfigError: scale `full` without `data_dir`, unknown runs or inputs.
@@ -333,6 +337,8 @@ def run_study(study: ml_collections.ConfigDict, root: str, data_dir: str | None 
   runs = {}
   for name in names:
     runs[name] = train_run(name, study.scale, root, data_dir)
+  if not platform.is_writer():
+    return None
   rows = []
   for row in study.rows:
     doc = evaluate_row(row, study, root, data_dir, runs)

@@ -11,6 +11,7 @@ from experiments import study_runner
 from experiments.configs.studies import baseline
 from experiments.configs.studies import catalogue
 from nhp_jax import errors
+from nhp_jax import platform
 from nhp_jax.data import patchset as patchset_lib
 
 
@@ -56,6 +57,19 @@ def test_rerun_reuses_runs_and_scores(smoke_baseline):
   again = study_runner.run_study(config, root)
   assert {p: os.stat(p).st_mtime_ns for p in paths} == before
   assert again["rows"] == doc["rows"]
+
+
+def test_other_processes_of_a_job_write_nothing(smoke_baseline, monkeypatch):
+  """Process 1 of a multi-process job trains (here: finds the runs done) and writes nothing."""
+  root, config, _ = smoke_baseline
+  files = {os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs}
+  before = {p: os.stat(p).st_mtime_ns for p in files}
+  monkeypatch.setattr(platform, "is_writer", lambda: False)
+  assert study_runner.run_study(config, root) is None
+  assert reproduce.reproduce("smoke", [config], root) == []
+  assert not os.path.exists(os.path.join(root, "RESULTS.md"))
+  after = {os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs}
+  assert after == files and {p: os.stat(p).st_mtime_ns for p in files} == before
 
 
 def test_finished_run_of_another_config_is_an_error(smoke_baseline, monkeypatch):
