@@ -26,13 +26,26 @@ its float precision, because ties and near-ties decide rankings:
   trapezoid area of the true-positive rate over the false-positive rate.
 
 Kernels run blocked: fixed-size blocks, padded, so each compiles once per
-evaluation and nothing quadratic in the whole test set is held. They need
-float64 (`jax.enable_x64`, entered here), available on CPU and GPU.
+evaluation and nothing quadratic in the whole test set is held.
+
+Devices (see "devices" below): exact work, everything float64 or int64
+(`jax.enable_x64`, entered here), runs on the host CPU device on every
+backend, because XLA:TPU has no 64-bit bitcasts and emulates float64 and
+GPUs run it slowly. Only the float32 Gram screen of the L2 nearest-neighbour
+search (`_nn_screen_block`: float32 and int32 only, its matmul at
+`Precision.HIGHEST`) runs on the default device, the accelerator where
+there is one; what its error bound leaves undecided is resolved exactly on
+the CPU device. On a CPU backend both are the same device and nothing
+leaves it. `force_split_route()` (or NHP_EVAL_ROUTE=split) takes the
+accelerator route on a CPU (tests).
 """
 
+import contextlib
+import dataclasses
 import functools
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 
 import jax
 from jax import lax
@@ -50,6 +63,182 @@ NN_BLOCK = 128         # matching reference rows per screening call
 SCREEN_CHUNK = 512     # matching candidates per screening step
 EXACT_BLOCK = 16       # rows per exact (fallback) nearest-neighbour call
 EXACT_CHUNK = 256      # candidates per exact step
+
+
+# ---------------------------------------------------------------- devices
+#
+# Policy, in one place:
+#   * exact device: the first local CPU device, on every backend (JAX starts
+#     its CPU backend in every process, next to any accelerator). Every
+#     kernel with a float64 or int64 value runs there, its inputs committed
+#     to it with `jax.device_put` so that the jitted computation follows
+#     them (`run_exact`; `jax.jit(device=)` is deprecated).
+#   * screen device: the first local device of the default backend (the
+#     accelerator, else that same CPU device). Only float32 screening runs
+#     there (`run_screen`): its inputs and outputs are checked to be at most
+#     32-bit, and it is traced with x64 off, so no 64-bit value exists in it.
+#   * Between them arrays move with `to_screen` / `to_exact`. Where both are
+#     one device (a CPU backend) `jax.device_put` is a no-op: same code, no copy.
+# Route "split" (`force_split_route()`, or $NHP_EVAL_ROUTE=split) puts the
+# screen on a second CPU device if the process has one (else the same one)
+# and sends every transfer through host memory, as from an accelerator, so
+# CPU tests take the accelerator route. `record_calls()` lists what ran where.
+
+ROUTE_ENV = "NHP_EVAL_ROUTE"
+ROUTES = ("auto", "split")
+_forced_route: list[str] = []           # innermost `use_route` last
+_recorders: list[list["KernelCall"]] = []
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelCall:
+  """One kernel launch or transfer, as `record_calls` lists it.
+
+  Attributes:
+    kernel: the kernel's name, or "to_screen" / "to_exact" for a transfer.
+    role: "screen", "exact" or "transfer".
+    device: the device it was sent to.
+    in_dtypes: dtype names of its array inputs.
+    out_dtypes: dtype names of its array outputs.
+    out_devices: every device holding one of its outputs.
+  """
+  kernel: str
+  role: str
+  device: jax.Device
+  in_dtypes: tuple[str, ...]
+  out_dtypes: tuple[str, ...]
+  out_devices: frozenset
+
+
+def route() -> str:
+  """The active route: "auto", or "split" when forced (`use_route`, $NHP_EVAL_ROUTE)."""
+  name = _forced_route[-1] if _forced_route else os.environ.get(ROUTE_ENV, "") or "auto"
+  if name not in ROUTES:
+    raise ConfigError(f"{ROUTE_ENV}: expected one of {', '.join(ROUTES)}, found {name!r}")
+  return name
+
+
+@contextlib.contextmanager
+def use_route(name: str) -> Iterator[None]:
+  """Evaluates with route `name` ("auto" or "split") inside the block."""
+  if name not in ROUTES:
+    raise ConfigError(f"route: expected one of {', '.join(ROUTES)}, found {name!r}")
+  _forced_route.append(name)
+  try:
+    yield
+  finally:
+    _forced_route.pop()
+
+
+def force_split_route() -> contextlib.AbstractContextManager:
+  """The accelerator route on a CPU: screen and exact work on two CPU devices if
+  the process has two (XLA_FLAGS=--xla_force_host_platform_device_count=2),
+  every transfer through host memory."""
+  return use_route("split")
+
+
+@contextlib.contextmanager
+def record_calls() -> Iterator[list[KernelCall]]:
+  """Yields a list that collects a `KernelCall` per kernel launch and transfer inside the block."""
+  calls: list[KernelCall] = []
+  _recorders.append(calls)
+  try:
+    yield calls
+  finally:
+    _recorders.remove(calls)
+
+
+def _cpu_devices() -> list:
+  try:
+    return jax.local_devices(backend="cpu")
+  except RuntimeError as e:  # JAX_PLATFORMS without "cpu"
+    raise ConfigError("evaluation: its exact float64 work needs JAX's CPU backend; "
+                      f"add 'cpu' to JAX_PLATFORMS ({e})") from e
+
+
+def exact_device() -> jax.Device:
+  """Where float64/int64 work runs: the first local CPU device, on every backend."""
+  return _cpu_devices()[0]
+
+
+def screen_device() -> jax.Device:
+  """Where the float32 screen runs: the default backend's first local device
+  (route "split": the second CPU device if there is one, else the first)."""
+  if route() == "split":
+    cpus = _cpu_devices()
+    return cpus[1] if len(cpus) > 1 else cpus[0]
+  return jax.local_devices()[0]
+
+
+def _is_array(x) -> bool:
+  return isinstance(x, (np.ndarray, np.generic, jax.Array))
+
+
+def _dtype_names(xs) -> tuple[str, ...]:
+  return tuple(str(x.dtype) for x in xs if _is_array(x))
+
+
+def _record(kernel: str, role: str, device, args, out) -> None:
+  if not _recorders:
+    return
+  outs = [x for x in jax.tree_util.tree_leaves(out) if isinstance(x, jax.Array)]
+  call = KernelCall(kernel, role, device, _dtype_names(args), _dtype_names(outs),
+                    frozenset(d for x in outs for d in x.devices()))
+  for calls in _recorders:
+    calls.append(call)
+
+
+def _check_32_bit(what: str, xs) -> None:
+  wide = [str(x.dtype) for x in xs if _is_array(x) and np.dtype(x.dtype).itemsize > 4]
+  if wide:
+    raise TypeError(f"{what}: the screen device takes 32-bit arrays only, found {wide}")
+
+
+def to_screen(x: np.ndarray | jax.Array) -> jax.Array:
+  """`x` committed to `screen_device()`; TypeError if it is 64-bit."""
+  _check_32_bit("to_screen", [x])
+  device = screen_device()
+  out = jax.device_put(np.asarray(x) if route() == "split" else x, device)
+  _record("to_screen", "transfer", device, [x], out)
+  return out
+
+
+def to_exact(x: np.ndarray | jax.Array) -> jax.Array:
+  """`x` committed to `exact_device()` (route "split": by way of host memory)."""
+  device = exact_device()
+  out = jax.device_put(np.asarray(x) if route() == "split" else x, device)
+  _record("to_exact", "transfer", device, [x], out)
+  return out
+
+
+def run_screen(name: str, kernel: Callable, *args, **static):
+  """Runs float32 `kernel(*args, **static)` on `screen_device()`, traced with x64 off.
+
+  Array arguments must be at most 32-bit (TypeError otherwise, as for its
+  outputs) and are committed to the screen device; Python scalars and
+  `static` pass as they are.
+  """
+  _check_32_bit(f"{name} inputs", args)
+  device = screen_device()
+  placed = [jax.device_put(a, device) if _is_array(a) else a for a in args]
+  with jax.enable_x64(False):
+    out = kernel(*placed, **static)
+  _check_32_bit(f"{name} outputs", jax.tree_util.tree_leaves(out))
+  _record(name, "screen", device, placed, out)
+  return out
+
+
+def run_exact(name: str, kernel: Callable, *args, **static):
+  """Runs `kernel(*args, **static)` on `exact_device()` (the CPU).
+
+  Array arguments are committed to the exact device first (a no-op for
+  those already there), so the computation and its outputs are there.
+  """
+  device = exact_device()
+  placed = [jax.device_put(a, device) if _is_array(a) else a for a in args]
+  out = kernel(*placed, **static)
+  _record(name, "exact", device, placed, out)
+  return out
 
 
 def _l2_term(d: jax.Array) -> jax.Array:
@@ -192,8 +381,12 @@ def paired_distances(table: jax.Array | np.ndarray, rows_a: np.ndarray, rows_b: 
                      metric: str = "l2", block: int = PAIR_BLOCK) -> np.ndarray:
   """Verification distances between rows `rows_a[n]` and `rows_b[n]` of `table`.
 
+  Exact work (float64 sums for L2, numpy's float32 summation order for L1,
+  which flush-to-zero accelerators would not keep): runs on `exact_device()`.
+
   Args:
-    table: (R, D) float32 descriptors (a device array avoids a copy per call).
+    table: (R, D) float32 descriptors (an array already on `exact_device()`,
+      see `to_exact`, avoids a copy per call).
     rows_a: (N,) int row indices in [0, R).
     rows_b: (N,) int row indices in [0, R).
     metric: "l2" or "l1".
@@ -203,13 +396,15 @@ def paired_distances(table: jax.Array | np.ndarray, rows_a: np.ndarray, rows_b: 
     (N,) float32 distances, see `verification_distance`.
   """
   check_metric(metric)
-  table = jnp.asarray(table, jnp.float32)
+  if not (isinstance(table, jax.Array) and table.dtype == jnp.float32):
+    table = np.asarray(table, np.float32)
+  table = jax.device_put(table, exact_device())
   n = int(rows_a.shape[0])
   outs = []
   for start in range(0, n, block):
     a = pad_rows(np.asarray(rows_a[start:start + block], np.int32), block)
     b = pad_rows(np.asarray(rows_b[start:start + block], np.int32), block)
-    outs.append(_paired_block(table, a, b, metric))
+    outs.append(run_exact("paired_block", _paired_block, table, a, b, metric=metric))
   if not outs:
     return np.zeros((0,), np.float32)
   return np.concatenate([np.asarray(o) for o in outs])[:n]
@@ -298,14 +493,18 @@ def _nn_exact_block(queries, sets, cands, num_valid, zero, metric, chunk):
   return first, best
 
 
-@jax.jit
-def _nn_screen_block(queries, cands, cand_norms, cand_norm_max, num_chunks, zero):
-  """Gram screening of one block of queries against I candidate sets (L2 only).
+F32_TINY = 2.0 ** -126  # smallest normal float32
 
-  Candidates are visited one chunk of K per set at a time for `num_chunks`
-  chunks, keeping the smallest screened key and how many keys lie near it,
-  so one compiled kernel serves candidate sets of any size up to the padded
-  width.
+
+@jax.jit
+def _nn_screen_block(queries, cands, cand_norms, cand_norm_max, num_chunks):
+  """Float32 Gram screening of one block of queries against I candidate sets (L2).
+
+  Runs on the screen device (`run_screen`): float32 and int32 values only,
+  so it compiles for any backend (TPUs have no 64-bit bitcasts). Candidates
+  are visited one chunk of K per set at a time for `num_chunks` chunks,
+  keeping the smallest screened key and how many keys lie near it, so one
+  compiled kernel serves candidate sets of any size up to the padded width.
 
   Args:
     queries: (B, D) float32.
@@ -313,28 +512,30 @@ def _nn_screen_block(queries, cands, cand_norms, cand_norm_max, num_chunks, zero
       of every set (set-major), zero padded.
     cand_norms: (W / K, I, K) float32 squared norms, +inf on padding.
     cand_norm_max: (I,) float32 largest squared norm per set.
-    num_chunks: int scalar, chunks holding real candidates.
-    zero: `opaque_zero()`, see `exact_sums`.
+    num_chunks: int32 scalar, chunks holding real candidates.
 
   Returns:
     first: (B, I) int32 lowest index of the smallest screened distance.
     unique: (B, I) bool, True when no other candidate can be as close in
-      exact arithmetic; then `first` is the official nearest neighbour.
-    dist: (B, I) float64 exact official distance to `first`.
+      exact arithmetic; then `first` is the official nearest neighbour and
+      only its exact distance is left to compute (`_nn_chosen_exact`).
   """
   dim = queries.shape[1]
   num_i, chunk = cand_norms.shape[1:]
   shape = (queries.shape[0], num_i)
   query_norms = jnp.sum(queries * queries, axis=1)
   # Two candidates can tie in exact arithmetic only if their keys are within
-  # two error bounds; a relative 8 ulps of float64 more covers equal roots.
+  # two error bounds; a relative 8 ulps of float64 more covers equal roots,
+  # and an absolute few float32 normals the products that accelerators
+  # flushing subnormals to zero lose.
   norms = query_norms[:, None] + cand_norm_max[None, :]
   slack = (2.0 * gram_error_bound(query_norms[:, None], cand_norm_max[None, :], dim, F32_EPS)
-           + 16.0 * F64_EPS * norms)
+           + 16.0 * F64_EPS * norms + (8 * dim + 32) * F32_TINY)
 
   def step(c, state):
     best, first, close = state
-    gram = jnp.dot(queries, cands[c].T, precision=lax.Precision.HIGHEST)  # one GEMM
+    # One GEMM; HIGHEST: TPUs default to bfloat16 passes, beyond the bound.
+    gram = jnp.dot(queries, cands[c].T, precision=lax.Precision.HIGHEST)
     # |q|^2 is the same for the whole row: leave it out of the key.
     key = cand_norms[c][None] - 2.0 * gram.reshape(shape + (chunk,))
     c_best = jnp.min(key, axis=2)
@@ -353,11 +554,28 @@ def _nn_screen_block(queries, cands, cand_norms, cand_norm_max, num_chunks, zero
 
   init = (jnp.full(shape, jnp.inf, jnp.float32), jnp.zeros(shape, jnp.int32),
           jnp.zeros(shape, jnp.int32))
-  best, first, close = lax.fori_loop(0, num_chunks, step, init)
-  unique = (close == 1) & jnp.isfinite(best)
-  chosen = cands[first // chunk, jnp.arange(num_i)[None, :] * chunk + first % chunk]
-  dist = jnp.sqrt(exact_sums(queries[:, None, :], chosen, "l2", zero))
-  return first, unique, dist
+  best, first, close = lax.fori_loop(jnp.int32(0), num_chunks, step, init)
+  return first, (close == 1) & jnp.isfinite(best)
+
+
+@functools.partial(jax.jit, static_argnames="chunk")
+def _nn_chosen_exact(queries, cands, first, zero, chunk):
+  """Exact official L2 distance of each query to its screened nearest neighbour.
+
+  Args:
+    queries: (B, D) float32.
+    cands: (W / K, I * K, D) float32, laid out as for `_nn_screen_block`.
+    first: (B, I) int32 candidate index per query and set (`_nn_screen_block`).
+    zero: `opaque_zero()`, see `exact_sums`.
+    chunk: K.
+
+  Returns:
+    (B, I) float64 distances, bit-identical to scipy's cdist.
+  """
+  num_i = first.shape[1]
+  chosen = cands[first // chunk, jnp.arange(num_i, dtype=jnp.int32)[None, :] * chunk
+                 + first % chunk]  # (B, I, D)
+  return jnp.sqrt(exact_sums(queries[:, None, :], chosen, "l2", zero))
 
 
 def padded_width(num_candidates: int, chunk: int = SCREEN_CHUNK) -> int:
@@ -374,9 +592,13 @@ def nearest_neighbours(queries: np.ndarray, cands: np.ndarray, metric: str = "l2
 
   The official matching takes `np.argmin` of a float64 `cdist` row: the
   smallest distance, the lowest index among equal ones. For L2 a float32
-  Gram screen finds the minimum; rows where another candidate lies within
-  the screen's error bound are recomputed exactly (as is all of L1, and
-  everything when descriptors are so large that float32 norms overflow).
+  Gram screen on the screen device (the accelerator, if any) finds the
+  minimum and whether any other candidate lies within its error bound;
+  then on the exact (CPU) device the distance to a unique minimum is
+  computed exactly, and rows that are not unique are searched exactly
+  (as is all of L1, and everything when descriptors are so large that
+  float32 norms overflow). Only float32 data goes to the screen device and
+  only its (B, I) int32/bool verdicts come back.
 
   Args:
     queries: (N, D) float32, finite.
@@ -414,27 +636,35 @@ def nearest_neighbours(queries: np.ndarray, cands: np.ndarray, metric: str = "l2
   small = max(norm_max.max(), np.einsum("nd,nd->n", queries, queries).max(initial=0)) < 1e36
   if metric == "l2" and n and small:
     num_chunks = width // chunk
-    by_chunk = jnp.asarray(cands_p.reshape(num_i, num_chunks, chunk, -1).transpose(1, 0, 2, 3)
-                           .reshape(num_chunks, num_i * chunk, -1))
-    norms_by_chunk = norms.reshape(num_i, num_chunks, chunk).transpose(1, 0, 2)
+    by_chunk = to_screen(cands_p.reshape(num_i, num_chunks, chunk, -1).transpose(1, 0, 2, 3)
+                         .reshape(num_chunks, num_i * chunk, -1))
+    by_chunk_exact = to_exact(by_chunk)  # on a CPU backend: the same array
+    norms_by_chunk = to_screen(norms.reshape(num_i, num_chunks, chunk).transpose(1, 0, 2))
+    norm_max = to_screen(norm_max)
+    used_chunks = np.int32(-(-num_c // chunk))
     outs = []
     for start in range(0, n, block):
       q = pad_rows(queries[start:start + block], block)
-      outs.append(_nn_screen_block(q, by_chunk, norms_by_chunk, norm_max, -(-num_c // chunk),
-                                   opaque_zero()))
+      first, unique = run_screen("nn_screen_block", _nn_screen_block, q, by_chunk,
+                                 norms_by_chunk, norm_max, used_chunks)
+      first = to_exact(first)
+      exact = run_exact("nn_chosen_exact", _nn_chosen_exact, q, by_chunk_exact, first,
+                        opaque_zero(), chunk=chunk)
+      outs.append((first, to_exact(unique), exact))
     first, unique, exact = (np.concatenate([np.asarray(o[k]) for o in outs])[:n].T
                             for k in range(3))
     index[unique] = first[unique]
     dist[unique] = exact[unique]
     todo = ~unique
   sets, rows = np.nonzero(todo)
-  cands_dev = jnp.asarray(cands_p) if rows.size else None
+  cands_dev = to_exact(cands_p) if rows.size else None
   exact_chunk = math.gcd(EXACT_CHUNK, chunk)  # divides the width
   for start in range(0, rows.size, exact_block):
     sel = slice(start, start + exact_block)
-    idx, d = _nn_exact_block(pad_rows(queries[rows[sel]], exact_block),
-                             pad_rows(sets[sel].astype(np.int32), exact_block), cands_dev,
-                             num_c, opaque_zero(), metric, exact_chunk)
+    idx, d = run_exact("nn_exact_block", _nn_exact_block,
+                       pad_rows(queries[rows[sel]], exact_block),
+                       pad_rows(sets[sel].astype(np.int32), exact_block), cands_dev,
+                       num_c, opaque_zero(), metric=metric, chunk=exact_chunk)
     index[sets[sel], rows[sel]] = np.asarray(idx)[:rows[sel].size]
     dist[sets[sel], rows[sel]] = np.asarray(d)[:rows[sel].size]
   return index, dist
@@ -518,7 +748,7 @@ def _as_rows(dist, labels):
 @x64
 def average_precision(dist: np.ndarray, labels: np.ndarray,
                       num_positives: np.ndarray | int | None = None) -> np.ndarray | float:
-  """Official AP of ranked lists (`metrics.pr`), rows independently.
+  """Official AP of ranked lists (`metrics.pr`), rows independently, on `exact_device()`.
 
   Args:
     dist: (N,) or (R, N) float distances (score = -distance); +inf entries
@@ -537,13 +767,13 @@ def average_precision(dist: np.ndarray, labels: np.ndarray,
   if (num_pos < listed).any():
     raise ValueError(f"num_positives: expected at least the positives listed, found "
                      f"{num_pos.tolist()} < {listed.tolist()}")
-  ap = np.asarray(_ap_rows(jnp.asarray(rows_d), jnp.asarray(rows_l), jnp.asarray(num_pos)))
+  ap = np.asarray(run_exact("ap_rows", _ap_rows, rows_d, rows_l, num_pos))
   return float(ap[0]) if np.ndim(dist) == 1 else ap
 
 
 @x64
 def roc_auc(dist: np.ndarray, labels: np.ndarray) -> np.ndarray | float:
-  """Official ROC AUC of ranked lists (`metrics.roc`), rows independently.
+  """Official ROC AUC of ranked lists (`metrics.roc`), rows independently, on `exact_device()`.
 
   Args:
     dist: (N,) or (R, N) float distances; +inf entries are never retrieved.
@@ -553,7 +783,7 @@ def roc_auc(dist: np.ndarray, labels: np.ndarray) -> np.ndarray | float:
     float (1-D input) or (R,) float64 area under tpr(fpr).
   """
   rows_d, rows_l = _as_rows(dist, labels)
-  auc = np.asarray(_auc_rows(jnp.asarray(rows_d), jnp.asarray(rows_l)))
+  auc = np.asarray(run_exact("auc_rows", _auc_rows, rows_d, rows_l))
   return float(auc[0]) if np.ndim(dist) == 1 else auc
 
 
@@ -588,6 +818,7 @@ def verification_ap_auc(neg: np.ndarray, pos: np.ndarray, list_size: int) -> tup
   'balanced' = ROC AUC of the whole list, 'imbalanced' = AP of its first
   `list_size` entries. Computed with one sort of the positives and a
   search of each negative among them, not a sort of the whole list.
+  Runs on `exact_device()` (int64 keys, float64 sums).
 
   Args:
     neg: (Nn,) float32 finite negative-pair distances >= 0, file order.
@@ -601,6 +832,6 @@ def verification_ap_auc(neg: np.ndarray, pos: np.ndarray, list_size: int) -> tup
   pos = np.asarray(pos, np.float32)
   num_neg_in = min(neg.shape[0], list_size)
   num_pos_in = min(pos.shape[0], max(0, list_size - neg.shape[0]))
-  ap, auc = _verification_ap_auc(jnp.asarray(neg), jnp.asarray(pos), jnp.int64(num_neg_in),
-                                 jnp.int64(num_pos_in))
+  ap, auc = run_exact("verification_ap_auc", _verification_ap_auc, neg, pos,
+                      np.int64(num_neg_in), np.int64(num_pos_in))
   return float(ap), float(auc)

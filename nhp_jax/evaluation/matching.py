@@ -7,6 +7,10 @@ same patch. AP ranks the N matches by distance (stable: lower `ref` index
 first on ties) with all N patches counted as positives, so patches matched
 wrongly lower recall. Level AP = mean over sequences and k; mAP = mean
 over levels.
+
+Devices (`kernels`): the float32 screen of the nearest-neighbour search
+runs on the default device (the accelerator, if any); exact distances,
+tie resolution and AP run on the CPU device, `kernels.exact_device()`.
 """
 
 import numpy as np

@@ -14,6 +14,9 @@ Distractor counts for all pools come from one pass over the distractors
 (chunk sums of the comparisons, then prefix sums at each pool's end), on
 float64 Gram distances whose error is bounded; queries where the bound
 leaves a comparison undecided are recounted with exact distances.
+
+All of it is float64 work, so every kernel here runs on the exact (CPU)
+device, `kernels.exact_device()`, whatever the backend (`kernels.run_exact`).
 """
 
 import functools
@@ -93,6 +96,8 @@ def _screen_block(queries, positives, query_seq, ends, dists, dist_norms, dist_s
                   dist_norm_max, zero, chunk):
   """Counts from float64 Gram distances (L2), and which queries they may get wrong.
 
+  Exact-device work (float64 throughout).
+
   queries (B, D) f32, positives (B, 15, D) f32, dists (M, D) f64 (the
   float32 distractors, cast once) with dist_norms (M,) f64 (+inf on
   padding) -> counts (B, 15, P), undecided (B,).
@@ -168,7 +173,7 @@ def query_ap(descs: types.DescriptorSet, task: types.RetrievalTask,
              pool_sizes: Sequence[int] = types.RETRIEVAL_POOL_SIZES, metric: str = "l2",
              block: int = QUERY_BLOCK, exact_block: int = EXACT_BLOCK,
              chunk: int = CHUNK, force_exact: bool = False) -> np.ndarray:
-  """AP of every query, level and pool size (inputs already validated).
+  """AP of every query, level and pool size (inputs already validated), on the exact device.
 
   Args:
     descs: descriptors (L, 16, D) float32, finite.
@@ -197,32 +202,34 @@ def query_ap(descs: types.DescriptorSet, task: types.RetrievalTask,
   num_q = queries.shape[0]
   counts = np.zeros((num_q, q_pos.shape[1], len(pool_sizes)), np.int32)
   undecided = np.ones(num_q, bool)
-  d_desc_dev, d_seq_dev = jnp.asarray(d_desc), jnp.asarray(d_seq)
+  d_desc_dev, d_seq_dev = kernels.to_exact(d_desc), kernels.to_exact(d_seq)
   if metric == "l2" and not force_exact:
     norms = np.full(m, np.inf)
     real = d_desc[:distractors.shape[0]].astype(np.float64)
     norms[:distractors.shape[0]] = np.einsum("md,md->m", real, real)
     norm_max = norms[:distractors.shape[0]].max(initial=0.0)
-    norms, d64 = jnp.asarray(norms), jnp.asarray(d_desc.astype(np.float64))
+    norms, d64 = kernels.to_exact(norms), kernels.to_exact(d_desc.astype(np.float64))
     outs = []
     for start in range(0, num_q, block):
       sl = slice(start, start + block)
-      outs.append(_screen_block(
+      outs.append(kernels.run_exact(
+          "retrieval_screen_block", _screen_block,
           kernels.pad_rows(q_desc[sl], block), kernels.pad_rows(q_pos[sl], block),
           kernels.pad_rows(query_seq[sl], block), kernels.pad_rows(ends[sl], block),
-          d64, norms, d_seq_dev, norm_max, kernels.opaque_zero(), chunk))
+          d64, norms, d_seq_dev, norm_max, kernels.opaque_zero(), chunk=chunk))
     counts = np.concatenate([np.asarray(o[0]) for o in outs])[:num_q]
     undecided = np.concatenate([np.asarray(o[1]) for o in outs])[:num_q]
   redo = np.flatnonzero(undecided)
   for start in range(0, redo.size, exact_block):
     sel = redo[start:start + exact_block]
-    c = _exact_block(
+    c = kernels.run_exact(
+        "retrieval_exact_block", _exact_block,
         kernels.pad_rows(q_desc[sel], exact_block), kernels.pad_rows(q_pos[sel], exact_block),
         kernels.pad_rows(query_seq[sel], exact_block), kernels.pad_rows(ends[sel], exact_block),
-        d_desc_dev, d_seq_dev, kernels.opaque_zero(), chunk, metric)
+        d_desc_dev, d_seq_dev, kernels.opaque_zero(), chunk=chunk, metric=metric)
     counts[sel] = np.asarray(c)[:sel.size]
   counts = counts.reshape(num_q, len(layout.LEVELS), NUM_POSITIVES, len(pool_sizes))
-  return np.asarray(_ap_from_counts(jnp.asarray(counts)))
+  return np.asarray(kernels.run_exact("retrieval_ap_from_counts", _ap_from_counts, counts))
 
 
 def evaluate_retrieval(descs: types.DescriptorSet, task: types.RetrievalTask,

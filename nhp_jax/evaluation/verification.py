@@ -8,9 +8,11 @@ negative set (inter, intra) the official list is [negatives..., positives...]:
 its first len(pos) + int(0.2 len(pos)) entries (imbalanced protocol; with
 equal file sizes: all negatives, then the first fifth of the positives).
 On equal distances a negative ranks before a positive.
+
+Distances and scores are exact work: they run on the exact (CPU) device,
+`kernels.exact_device()`, whatever the backend.
 """
 
-import jax.numpy as jnp
 import numpy as np
 
 from nhp_jax.data import layout
@@ -64,7 +66,8 @@ def pair_distances(table, descs: types.DescriptorSet, pairs: types.PairList,
   """(3, N) float32 distances of a pair file at levels e, h, t, in file order.
 
   Args:
-    table: (L * 16, D) float32 device array, `descs.descs` flattened.
+    table: (L * 16, D) float32 array on `kernels.exact_device()`, `descs.descs`
+      flattened.
     descs: the descriptor set (for its offsets).
     pairs: N pairs.
     metric: "l2" or "l1".
@@ -114,7 +117,7 @@ def evaluate_verification(descs: types.DescriptorSet, task: types.VerificationTa
     if len(files[name]) != len(task.positives):
       raise TaskFileError(f"verification {name} negatives: expected as many pairs as the "
                           f"positives ({len(task.positives)}), found {len(files[name])}")
-  table = jnp.asarray(descs.descs.reshape(-1, descs.dim), jnp.float32)
+  table = kernels.to_exact(np.asarray(descs.descs.reshape(-1, descs.dim), np.float32))
   dists = {name: pair_distances(table, descs, pairs, metric) for name, pairs in files.items()}
   del table
   for name, d in dists.items():

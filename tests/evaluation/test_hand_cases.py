@@ -14,6 +14,7 @@ from nhp_jax.evaluation import matching
 from nhp_jax.evaluation import retrieval
 from nhp_jax.evaluation import types
 from nhp_jax.evaluation import verification
+from tests.evaluation.routes import route  # noqa: F401  (fixture: both device routes)
 from tests.reference import hpatches_reference as ref
 
 
@@ -42,7 +43,7 @@ def _descriptor_set(values: dict[str, np.ndarray]) -> types.DescriptorSet:
       descs=np.concatenate(list(values.values())).astype(np.float32)[..., None])
 
 
-def test_average_precision_tie_goes_to_the_earlier_entry():
+def test_average_precision_tie_goes_to_the_earlier_entry(route):
   # Distances 0.1 P, 0.2 N, 0.2 P, 0.3 N: the tied negative is listed first,
   # so it ranks first: P N P N. Points (recall, precision): (0, 1),
   # (.5, 1), (.5, .5), (1, 2/3), (1, .5). Area .5 + .5 (.5 + 2/3) / 2 = 19/24.
@@ -57,7 +58,7 @@ def test_average_precision_tie_goes_to_the_earlier_entry():
   assert kernels.roc_auc(dist, labels) == pytest.approx(0.75, abs=1e-15)
 
 
-def test_verification_by_hand():
+def test_verification_by_hand(route):
   # Every `ref` is 0 and image 1 of each level (e1, h1, t1) holds the value
   # below, so a pair (s, 0, i, s', 1, j) has distance image1[s'][j].
   image1 = {"A": [1, 3, 2, 5, 4, 2, 0.5, 6, 3, 1], "B": [7, 1.5, 0.25, 8, 9]}
@@ -91,7 +92,7 @@ def test_verification_by_hand():
   _assert_close(got, ref.verification(descs, task))
 
 
-def test_matching_by_hand():
+def test_matching_by_hand(route):
   # One sequence of 3 patches, ref = 0, 10, 20; every target image equals
   # ref except e1 and e2.
   table = np.tile(np.array([0.0, 10, 20])[:, None], (1, 16))
@@ -117,7 +118,7 @@ def test_matching_by_hand():
   _assert_close(got, ref.matching(descs))
 
 
-def test_retrieval_by_hand():
+def test_retrieval_by_hand(route):
   # Query: patch 0 of A, ref 0. Its positives k = 1..5 are at 1, 4, 2, 9, 3
   # at every level. Distractors in file order: B0 at 2 (ties a positive),
   # A1 at .5 (the query's own sequence: dropped), B1 at 3.5, B2 at .1, B3 at 5.

@@ -9,6 +9,7 @@ import pytest
 
 from nhp_jax.errors import ConfigError
 from nhp_jax.evaluation import kernels
+from tests.evaluation.routes import route  # noqa: F401  (fixture: both device routes)
 from tests.reference import hpatches_reference as ref
 
 METRICS = ("l2", "l1")
@@ -61,7 +62,7 @@ def test_exact_distances_are_the_reference_bit_for_bit(metric, kind, dim):
   np.testing.assert_array_equal(got, ref.cdist(a, b, metric))
 
 
-def test_paired_distances_blocks_and_padding():
+def test_paired_distances_blocks_and_padding(route):
   rng = np.random.default_rng(3)
   table = _descriptors(rng, (50, 16), "float")
   rows_a, rows_b = rng.integers(0, 50, 23), rng.integers(0, 50, 23)
@@ -80,7 +81,7 @@ def _reference_nn(queries, cands, metric):
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("kind", ["float", "ties"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_nearest_neighbours_match_reference(metric, kind, seed):
+def test_nearest_neighbours_match_reference(metric, kind, seed, route):
   rng = np.random.default_rng(seed)
   dim = 4 if kind == "ties" else 8
   queries = _descriptors(rng, (37, dim), kind)
@@ -96,7 +97,7 @@ def test_nearest_neighbours_match_reference(metric, kind, seed):
   np.testing.assert_array_equal(dist, want_dist)
 
 
-def test_nearest_neighbours_defer_near_ties_to_exact_distances():
+def test_nearest_neighbours_defer_near_ties_to_exact_distances(route):
   """Candidates that permute each other's coordinates, seen from 0: their distances
   are equal in exact arithmetic and equal or an ulp apart once summed in order,
   below what the float32 screen can tell apart."""
@@ -112,7 +113,7 @@ def test_nearest_neighbours_defer_near_ties_to_exact_distances():
   np.testing.assert_array_equal(dist, want_dist)
 
 
-def test_nearest_neighbour_ties_go_to_the_lowest_index():
+def test_nearest_neighbour_ties_go_to_the_lowest_index(route):
   cands = np.zeros((1, 12, 2), np.float32)
   cands[0, :, 0] = [5, 3, 9, 1, 1, 7, 1, 3, 8, 1, 4, 6]
   # 1 is at 3, 4, 6 and 9; 2 is as far from the 3 at index 1 as from the 1s.
@@ -122,7 +123,7 @@ def test_nearest_neighbour_ties_go_to_the_lowest_index():
   np.testing.assert_array_equal(dist[0], [0.0, 1.0, 1.0])
 
 
-def test_nearest_neighbours_of_huge_descriptors_are_exact():
+def test_nearest_neighbours_of_huge_descriptors_are_exact(route):
   rng = np.random.default_rng(4)
   queries = _descriptors(rng, (5, 8), "float") * np.float32(1e19)
   cands = _descriptors(rng, (2, 7, 8), "float") * np.float32(1e19)
@@ -138,11 +139,12 @@ def test_nearest_neighbours_width_must_fit():
                                width=8, chunk=8)
 
 
-@hypothesis.settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@hypothesis.settings(max_examples=60, deadline=None, derandomize=True, database=None,
+                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
 @hypothesis.given(st.lists(st.tuples(st.integers(0, 4), st.booleans()), min_size=16,
                            max_size=16),
                   st.integers(0, 3), st.integers(0, 2))
-def test_average_precision_and_auc_match_reference(items, extra_pos, num_inf):
+def test_average_precision_and_auc_match_reference(route, items, extra_pos, num_inf):
   """Small integer distances tie constantly; +inf entries are never retrieved.
 
   Lists have 16 to 18 entries: few shapes, so few compilations.
@@ -157,7 +159,7 @@ def test_average_precision_and_auc_match_reference(items, extra_pos, num_inf):
   assert kernels.roc_auc(dist, labels) == pytest.approx(ref.roc_auc(-dist, labels), abs=1e-12)
 
 
-def test_average_precision_rows_and_bad_input():
+def test_average_precision_rows_and_bad_input(route):
   dist = np.array([[0.5, 0.1, np.inf], [2.0, 2.0, 1.0]])
   labels = np.array([[True, False, True], [False, True, True]])
   got = kernels.average_precision(dist, labels)
@@ -173,7 +175,7 @@ def test_average_precision_rows_and_bad_input():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("sizes", [(40, 40), (40, 25), (7, 40), (0, 12), (40, 1)])
-def test_verification_ap_auc_match_reference(seed, sizes):
+def test_verification_ap_auc_match_reference(seed, sizes, route):
   """Integer-valued float32 distances: negatives and positives tie constantly."""
   rng = np.random.default_rng(seed)
   num_neg, num_pos = sizes

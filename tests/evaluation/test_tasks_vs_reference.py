@@ -15,6 +15,7 @@ from nhp_jax.evaluation import retrieval
 from nhp_jax.evaluation import summary
 from nhp_jax.evaluation import types
 from nhp_jax.evaluation import verification
+from tests.evaluation.routes import route  # noqa: F401  (fixture: both device routes)
 from tests.reference import hpatches_reference as ref
 
 COUNTS = (9, 1, 2, 23)   # patches per sequence: tiny ones included
@@ -43,7 +44,7 @@ def _assert_same(got, want, path="result"):
 
 
 @pytest.mark.parametrize("kind,metric,seed", CASES)
-def test_verification_matches_reference(kind, metric, seed):
+def test_verification_matches_reference(kind, metric, seed, route):
   rng = np.random.default_rng(seed)
   descs = ref.descriptor_set(COUNTS, _dim(kind), rng, kind)
   task = ref.verification_task(COUNTS, 60, rng)
@@ -52,7 +53,7 @@ def test_verification_matches_reference(kind, metric, seed):
 
 
 @pytest.mark.parametrize("kind,metric,seed", CASES)
-def test_matching_matches_reference(kind, metric, seed):
+def test_matching_matches_reference(kind, metric, seed, route):
   rng = np.random.default_rng(seed)
   descs = ref.descriptor_set(COUNTS, _dim(kind), rng, kind)
   if kind == "float":
@@ -62,7 +63,7 @@ def test_matching_matches_reference(kind, metric, seed):
 
 
 @pytest.mark.parametrize("kind,metric,seed", CASES)
-def test_retrieval_matches_reference(kind, metric, seed):
+def test_retrieval_matches_reference(kind, metric, seed, route):
   rng = np.random.default_rng(seed)
   descs = ref.descriptor_set(COUNTS, _dim(kind), rng, kind)
   task = ref.retrieval_task(COUNTS, 12, 20, rng)
@@ -71,7 +72,7 @@ def test_retrieval_matches_reference(kind, metric, seed):
 
 
 @pytest.mark.parametrize("kind,metric,seed", CASES[1::2])
-def test_retrieval_blocks_and_chunks_match_reference(kind, metric, seed):
+def test_retrieval_blocks_and_chunks_match_reference(kind, metric, seed, route):
   """Small blocks and chunks: pools end inside and past whole chunks."""
   rng = np.random.default_rng(seed + 10)
   descs = ref.descriptor_set(COUNTS, _dim(kind), rng, kind)
@@ -81,7 +82,7 @@ def test_retrieval_blocks_and_chunks_match_reference(kind, metric, seed):
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
-def test_retrieval_screen_defers_near_ties_to_exact_distances():
+def test_retrieval_screen_defers_near_ties_to_exact_distances(route):
   """Distractors whose distance equals a positive's up to rounding.
 
   Queries are 0 and distractors are coordinate permutations of positives:
@@ -103,7 +104,7 @@ def test_retrieval_screen_defers_near_ties_to_exact_distances():
   np.testing.assert_allclose(screened, ref.retrieval_query_aps(descs, task, POOLS), atol=1e-12)
 
 
-def test_retrieval_without_distractors_scores_one():
+def test_retrieval_without_distractors_scores_one(route):
   rng = np.random.default_rng(6)
   descs = ref.descriptor_set(COUNTS, 8, rng)
   task = types.RetrievalTask(queries=np.array([[0, 1], [3, 5]]),
