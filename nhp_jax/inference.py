@@ -78,7 +78,8 @@ def _run_blocks(block_fn: Callable[[Any, jax.Array], jax.Array], variables: Any,
   x = _check_patches(x)
   n = x.shape[0]
   devices = block_devices(batch_size)
-  mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
+  mesh = jax.sharding.Mesh(np.asarray(devices), ("data",),
+                           axis_types=(jax.sharding.AxisType.Auto,))
   variables = jax.device_put(variables, NamedSharding(mesh, P()))
   split = NamedSharding(mesh, P("data"))
   out = np.empty((n,) + out_tail, out_dtype)

@@ -29,7 +29,6 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import os
-import sys
 
 from absl import logging
 
@@ -60,12 +59,6 @@ def expected_backend(environ=None) -> str:
   if importlib.util.find_spec("libtpu") is not None:
     return "accelerator"
   return "cpu"
-
-
-def backend_started() -> bool:
-  """Whether this process has started a JAX backend (XLA_FLAGS is read then)."""
-  bridge = sys.modules.get("jax._src.xla_bridge")
-  return bool(getattr(bridge, "_backends", None))
 
 
 def setup(batch_sizes=None, *, distributed: bool = False) -> str:

@@ -7,6 +7,8 @@ import pytest
 
 from nhp_jax import losses
 
+pytestmark = pytest.mark.any_backend
+
 
 def _rows(*values):
   """(len(values), 128) float32 with row i constant values[i]."""

@@ -83,9 +83,16 @@ def keep_freed_memory() -> bool:
 
 
 def backend_started() -> bool:
-  """Whether this process has started a JAX backend (after which XLA_FLAGS is read)."""
+  """Whether this process has started a JAX backend (after which XLA_FLAGS is read).
+
+  Reads JAX's bridge module only if something imported it (it is private:
+  `backends_are_initialized()` where it exists, its backend table otherwise).
+  """
   bridge = sys.modules.get("jax._src.xla_bridge")
-  return bool(getattr(bridge, "_backends", None))
+  if bridge is None:
+    return False
+  started = getattr(bridge, "backends_are_initialized", None)
+  return bool(started()) if callable(started) else bool(getattr(bridge, "_backends", None))
 
 
 def usable_cores() -> int:

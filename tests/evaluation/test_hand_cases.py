@@ -17,6 +17,8 @@ from nhp_jax.evaluation import verification
 from tests.evaluation.routes import route  # noqa: F401  (fixture: both device routes)
 from tests.reference import hpatches_reference as ref
 
+pytestmark = pytest.mark.any_backend
+
 
 def _term(tp, k):
   return (tp / k + max(tp - 1, 1e-10) / max(k - 1, 1e-10)) / 2

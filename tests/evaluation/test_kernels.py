@@ -12,6 +12,8 @@ from nhp_jax.evaluation import kernels
 from tests.evaluation.routes import route  # noqa: F401  (fixture: both device routes)
 from tests.reference import hpatches_reference as ref
 
+pytestmark = pytest.mark.any_backend
+
 METRICS = ("l2", "l1")
 
 

@@ -18,6 +18,8 @@ from nhp_jax.evaluation import verification
 from tests.evaluation.routes import route  # noqa: F401  (fixture: both device routes)
 from tests.reference import hpatches_reference as ref
 
+pytestmark = pytest.mark.any_backend
+
 COUNTS = (9, 1, 2, 23)   # patches per sequence: tiny ones included
 POOLS = (1, 4, 5, 6, 10, 30, 100)  # below, at and beyond the 5 positives and the list
 CASES = [("float", "l2", 0), ("float", "l2", 1), ("ties", "l2", 0), ("ties", "l2", 1),

@@ -8,6 +8,8 @@ import pytest
 
 from nhp_jax.models import l2net
 
+pytestmark = pytest.mark.any_backend
+
 # (kernel side, C_in, C_out, padding): im2col (few inputs), col2im (few
 # outputs), the plain fallback, an even SAME kernel and VALID.
 CASES = [(3, 1, 16, "SAME"), (3, 64, 1, "SAME"), (1, 64, 1, "SAME"), (2, 32, 8, "SAME"),

@@ -9,6 +9,8 @@ from nhp_jax import models
 from nhp_jax.errors import CheckpointError, ConfigError
 from nhp_jax.models import dncnn, l2net, unet
 
+pytestmark = pytest.mark.any_backend
+
 X_SHAPE = (2, 32, 32, 1)
 
 

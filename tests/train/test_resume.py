@@ -73,7 +73,9 @@ def test_crash_and_resume_is_bitwise_identical(tmp_path, monkeypatch, small_data
   straight = jax.device_get(loop.train_and_evaluate(config, str(tmp_path / "straight")))
 
   workdir = str(tmp_path / "crashed")
-  real = _crash_after(monkeypatch, 7)
+  # The loop keeps two batches in flight ahead of the step (sharding.prefetch):
+  # a stream dying after 9 batches stops it after step 7.
+  real = _crash_after(monkeypatch, 9)
   with pytest.raises(_Crash):
     loop.train_and_evaluate(config, workdir)
   assert checkpointing.Checkpointer(workdir).latest_step() == 6

@@ -9,6 +9,8 @@ import pytest
 from nhp_jax.train import state as state_lib
 from nhp_jax.train import steps
 
+pytestmark = pytest.mark.any_backend
+
 
 def _config(model, kwargs, **optimizer):
   opt = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0, "nesterov": False,
