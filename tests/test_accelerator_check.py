@@ -10,6 +10,7 @@ import time
 import pytest
 
 from benchmarks import accelerator_check
+from tests import tf_blocker
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARTS = ("device", "pytest", "train_throughput_float32", "train_throughput_bfloat16",
@@ -30,13 +31,16 @@ def _positive_numbers(tree):
 
 @pytest.mark.slow
 def test_short_check_on_cpu(tmp_path):
+  """The short check, where TensorFlow cannot be imported (as on the GPU image): the step
+  benchmarks, inference and eval_speed need JAX alone."""
   out = tmp_path / "check.json"
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env = tf_blocker.blocked_env(tmp_path, JAX_PLATFORMS="cpu")
   proc = subprocess.run([sys.executable, "-m", "benchmarks.accelerator_check", "--short",
                          f"--out={out}"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE, text=True, timeout=600, check=False)
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+  assert tf_blocker.VIOLATION not in proc.stderr
   assert result["script"] == "accelerator_check" and result["variant"] == "short"
   assert result["backend"] == "cpu" and result["device_kind"] and result["devices"] >= 1
   assert set(result["parts"]) == set(PARTS)
