@@ -11,6 +11,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # covers several devices.
 os.environ.setdefault("NHP_CPU_DEVICES", "1")
 os.environ["NHP_DATA_HOME"] = os.path.join(tempfile.gettempdir(), "nhp_jax-test-data")
+# One persistent JAX compilation cache for the test session and every process
+# it starts: the binaries, the main job and the kill-and-resume children
+# compile the same smoke programs again and again. Keys include the jaxlib
+# version and the program, so reuse across runs is safe.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "nhp_jax-test-jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import numpy as np
 import pytest
