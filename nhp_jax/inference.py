@@ -19,7 +19,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from nhp_jax import resources
+from nhp_jax import progress, resources
 from nhp_jax.data import layout
 from nhp_jax.data.patchset import PatchSet
 from nhp_jax.errors import ConfigError, DataError, NumericsError
@@ -73,8 +73,10 @@ def block_devices(batch_size: int) -> list:
 
 def _run_blocks(block_fn: Callable[[Any, jax.Array], jax.Array], variables: Any,
                 x: np.ndarray, batch_size: int, out_tail: tuple[int, ...],
-                out_dtype: Any) -> np.ndarray:
-  """Runs block_fn over x in blocks of batch_size rows; returns the (N, *out_tail) numpy result."""
+                out_dtype: Any, desc: str) -> np.ndarray:
+  """Runs block_fn over x in blocks of batch_size rows; returns the (N, *out_tail) numpy result.
+
+  Shows its progress as `desc` (`nhp_jax.progress`)."""
   x = _check_patches(x)
   n = x.shape[0]
   devices = block_devices(batch_size)
@@ -86,19 +88,21 @@ def _run_blocks(block_fn: Callable[[Any, jax.Array], jax.Array], variables: Any,
   host_dtype = np.uint8 if x.dtype == np.uint8 else np.float32
   in_flight = []
 
-  def fetch():
+  def fetch() -> int:
     start, stop, result = in_flight.pop(0)
     out[start:stop] = np.asarray(result)[:stop - start]
+    return stop - start
 
-  for start in range(0, n, batch_size):
-    stop = min(start + batch_size, n)
-    block = np.zeros((batch_size,) + _PATCH_SHAPE, host_dtype)
-    block[:stop - start] = x[start:stop]
-    in_flight.append((start, stop, block_fn(variables, jax.device_put(block, split))))
-    if len(in_flight) > 1:
-      fetch()
-  while in_flight:
-    fetch()
+  with progress.Progress(n, desc, unit="patches") as bar:
+    for start in range(0, n, batch_size):
+      stop = min(start + batch_size, n)
+      block = np.zeros((batch_size,) + _PATCH_SHAPE, host_dtype)
+      block[:stop - start] = x[start:stop]
+      in_flight.append((start, stop, block_fn(variables, jax.device_put(block, split))))
+      if len(in_flight) > 1:
+        bar.update(fetch())
+    while in_flight:
+      bar.update(fetch())
   return out
 
 
@@ -133,7 +137,8 @@ def make_denoise_fn(model: nn.Module, variables: Mapping[str, Any],
 
   variables = jax.device_put(variables)
   dtype = np.uint8 if as_uint8 else np.float32
-  return lambda x: _run_blocks(block_fn, variables, x, batch_size, _PATCH_SHAPE, dtype)
+  return lambda x: _run_blocks(block_fn, variables, x, batch_size, _PATCH_SHAPE, dtype,
+                               "denoising")
 
 
 def make_describe_fn(model: nn.Module, variables: Mapping[str, Any],
@@ -168,7 +173,8 @@ def make_describe_fn(model: nn.Module, variables: Mapping[str, Any],
   both = jax.device_put({"descriptor": variables, "denoiser": den_vars})
   dim = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1,) + _PATCH_SHAPE), train=False),
                        variables).shape[-1]
-  return lambda x: _run_blocks(block_fn, both, x, batch_size, (dim,), np.float32)
+  desc = "denoising and describing" if den_model is not None else "describing"
+  return lambda x: _run_blocks(block_fn, both, x, batch_size, (dim,), np.float32, desc)
 
 
 def describe_patchset(patches: PatchSet, descriptor: ModelAndVariables,

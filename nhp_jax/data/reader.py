@@ -26,6 +26,7 @@ import struct
 import numpy as np
 from PIL import Image
 
+from nhp_jax import progress
 from nhp_jax.data import layout as layout_lib
 from nhp_jax.data import noise
 from nhp_jax.data import patchset
@@ -296,12 +297,14 @@ def read_into(source: Source, sequences: list[str], offsets: np.ndarray, clean: 
     workers: decoding threads; None = min(8, CPU count).
   """
   workers = workers or min(8, os.cpu_count() or 1)
-  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool, progress.Progress(
+      len(sequences), f"decoding {source.root}", unit="sequences") as bar:
     jobs = [pool.submit(_decode_into, source, name, int(offsets[s + 1] - offsets[s]),
                         clean[offsets[s]:offsets[s + 1]], noisy[offsets[s]:offsets[s + 1]])
             for s, name in enumerate(sequences)]
     for job in jobs:
       job.result()
+      bar.update()
 
 
 def count_labels(source: Source, sequences: list[str], workers: int | None = None) -> np.ndarray:

@@ -36,7 +36,7 @@ import optax
 from absl import logging
 from clu import metric_writers
 
-from nhp_jax import atomic, errors, platform
+from nhp_jax import atomic, errors, platform, progress
 from nhp_jax.models import count_params
 from nhp_jax.train import checkpointing, config_validation, plots, sharding, tasks
 from nhp_jax.train import state as state_lib
@@ -59,13 +59,6 @@ def read_records(workdir: str, up_to_step: int) -> list[dict]:
 def _write_records(workdir: str, records: list[dict]) -> None:
   atomic.write_text(os.path.join(workdir, METRICS_FILE),
                     "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-
-
-def _format_duration(seconds: float) -> str:
-  if not math.isfinite(seconds):
-    return "?"
-  seconds = int(seconds)
-  return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _format_metrics(metrics: dict[str, float]) -> str:
@@ -189,7 +182,7 @@ class _Progress:
     logging.info("step %d/%d (epoch %d/%d) %s | %.2f steps/s %.0f patches/s ETA %s",
                  step, self.total, -(-step // self.steps_per_epoch), self.num_epochs,
                  _format_metrics(means), rate, rate * self.patches_per_step,
-                 _format_duration((self.total - step) / rate if rate > 0 else math.inf))
+                 progress.format_duration((self.total - step) / rate if rate > 0 else math.inf))
     self.writer.write_scalars(step, {f"train/{k}": v for k, v in means.items()}
                               | {"train/steps_per_s": rate})
     self.restart(step)
