@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import cli
 from nhp_jax import platform
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "run folder (denoiser/ + descriptor/) or a "
@@ -59,4 +60,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from experiments import cli
 from nhp_jax.data import embedded
 from nhp_jax.data import generator
 from nhp_jax.data import noise
@@ -84,4 +85,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -15,10 +15,10 @@ Writes `<workdir>/RESULTS.md` with every study's table and wall time.
 
 import importlib
 import os
-import sys
 
 from absl import app, flags, logging
 
+from experiments import cli
 from nhp_jax import platform
 
 STUDIES = ("baseline", "denoisers", "descriptor_input", "triplets", "final", "curves", "beyond")
@@ -69,16 +69,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from experiments import study_runner
-  from nhp_jax import errors
-  try:
-    configs = [study_config(name, _SCALE.value) for name in _STUDIES.value]  # names checked first
-    # Backend set-up for every run's batch, before anything starts JAX's backend.
-    platform.setup(batch_sizes=study_runner.batch_sizes(configs))
-    reproduce(_SCALE.value, configs, _WORKDIR.value, _DATA_DIR.value)
-  except errors.NhpError as e:
-    logging.error("%s: %s", type(e).__name__, e)
-    sys.exit(1)
+  configs = [study_config(name, _SCALE.value) for name in _STUDIES.value]  # names checked first
+  # Backend set-up for every run's batch, before anything starts JAX's backend.
+  platform.setup(batch_sizes=study_runner.batch_sizes(configs))
+  reproduce(_SCALE.value, configs, _WORKDIR.value, _DATA_DIR.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

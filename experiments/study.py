@@ -12,11 +12,10 @@ the seed's settings). Runs shared between studies are trained once under
 `<workdir>/<study>/results.{md,json}` with PNG plots beside them.
 """
 
-import sys
-
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import cli
 from nhp_jax import platform
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -34,15 +33,10 @@ def main(argv):
   if _CONFIG.value is None:
     raise app.UsageError("--config=experiments/configs/studies/<study>.py:<scale> is required")
   from experiments import study_runner
-  from nhp_jax import errors
-  try:
-    # Backend set-up for the runs' batches, before anything starts JAX's backend.
-    platform.setup(batch_sizes=study_runner.batch_sizes([_CONFIG.value]))
-    study_runner.run_study(_CONFIG.value, _WORKDIR.value, _DATA_DIR.value)
-  except errors.NhpError as e:   # bad config, data or checkpoint, or NaN: no traceback
-    logging.error("%s: %s", type(e).__name__, e)
-    sys.exit(1)
+  # Backend set-up for the runs' batches, before anything starts JAX's backend.
+  platform.setup(batch_sizes=study_runner.batch_sizes([_CONFIG.value]))
+  study_runner.run_study(_CONFIG.value, _WORKDIR.value, _DATA_DIR.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

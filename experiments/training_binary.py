@@ -8,11 +8,11 @@ split over (`nhp_jax.train.host_devices`; `NHP_CPU_DEVICES=N` sets the count,
 """
 
 import os
-import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import cli
 from nhp_jax import platform
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -38,12 +38,8 @@ def main(default_config: str) -> None:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     platform.setup(batch_sizes=[config.value.training.batch_size],
                    distributed=config.value.parallel.distributed)
-    from nhp_jax import errors
     from nhp_jax.train import loop
-    try:
-      loop.train_and_evaluate(config.value, workdir.value, data_dir.value)
-    except errors.NhpError as e:   # bad config, data or checkpoint, or NaN: no traceback
-      logging.error("%s: %s", type(e).__name__, e)
-      sys.exit(1)
+    # Bad config, data or checkpoint: one line, status 2; NaN: one line, status 1.
+    loop.train_and_evaluate(config.value, workdir.value, data_dir.value)
 
-  app.run(run)
+  cli.run(run)

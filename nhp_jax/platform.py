@@ -32,6 +32,8 @@ import os
 
 from absl import logging
 
+from nhp_jax import errors
+
 CONV_FORMS_ENV = "NHP_CONV_FORMS"      # "auto" (default), "cpu" or "plain"
 NUM_PROCESSES_ENV = "NHP_NUM_PROCESSES"
 PROCESS_ID_ENV = "NHP_PROCESS_ID"
@@ -76,7 +78,7 @@ def setup(batch_sizes=None, *, distributed: bool = False) -> str:
     more and returns the same.
 
   Raises:
-    ValueError: $NHP_CPU_DEVICES is neither "auto" nor a positive integer.
+    ConfigError: $NHP_CPU_DEVICES is neither "auto" nor a positive integer.
     RuntimeError: the backend had already started (host devices cannot change).
   """
   kind = expected_backend()
@@ -132,7 +134,7 @@ def cpu_forms() -> bool:
   """
   forms = _state["conv_forms"] or os.environ.get(CONV_FORMS_ENV, "auto").strip() or "auto"
   if forms not in ("auto", "cpu", "plain"):
-    raise ValueError(f"${CONV_FORMS_ENV}: expected 'auto', 'cpu' or 'plain', found {forms!r}")
+    raise errors.ConfigError(f"${CONV_FORMS_ENV}: expected 'auto', 'cpu' or 'plain', found {forms!r}")
   if forms == "auto":
     return backend() == "cpu"
   return forms == "cpu"
@@ -142,7 +144,7 @@ def cpu_forms() -> bool:
 def conv_forms(forms: str):
   """Within the block, models use the "cpu" or the "plain" convolution forms."""
   if forms not in ("cpu", "plain"):
-    raise ValueError(f"conv forms: expected 'cpu' or 'plain', found {forms!r}")
+    raise errors.ConfigError(f"conv forms: expected 'cpu' or 'plain', found {forms!r}")
   previous, _state["conv_forms"] = _state["conv_forms"], forms
   try:
     yield

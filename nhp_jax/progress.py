@@ -20,6 +20,8 @@ import time
 
 from absl import logging
 
+from nhp_jax import errors
+
 ENV = "NHP_PROGRESS"
 MODES = ("auto", "bar", "log", "off")
 LOG_EVERY_S = 10.0
@@ -29,7 +31,7 @@ def mode() -> str:
   """The active mode: $NHP_PROGRESS, "auto" resolved to "bar" on a TTY and "log" elsewhere."""
   value = os.environ.get(ENV, "").strip().lower() or "auto"
   if value not in MODES:
-    raise ValueError(f"${ENV}: expected one of {', '.join(MODES)}, found {value!r}")
+    raise errors.ConfigError(f"${ENV}: expected one of {', '.join(MODES)}, found {value!r}")
   if value == "auto":
     isatty = getattr(sys.stderr, "isatty", None)
     return "bar" if isatty is not None and isatty() else "log"

@@ -43,6 +43,8 @@ import ctypes
 import os
 import sys
 
+from nhp_jax import errors
+
 FLAG = "--xla_force_host_platform_device_count"
 TIMEOUT_FLAG = "--xla_cpu_collective_call_terminate_timeout_seconds"
 COLLECTIVE_TIMEOUT_S = 1800
@@ -156,7 +158,7 @@ def configure_from_env(environ: dict | None = None, batch_sizes=None) -> int | N
     The device count set, or None when XLA_FLAGS already sets it.
 
   Raises:
-    ValueError: the variable is neither "auto" nor a positive integer.
+    ConfigError: the variable is neither "auto" nor a positive integer.
     RuntimeError: this process's JAX backend has already started.
   """
   environ = os.environ if environ is None else environ
@@ -169,5 +171,5 @@ def configure_from_env(environ: dict | None = None, batch_sizes=None) -> int | N
   if value == "auto":
     return set_device_count(plan_device_count(batch_sizes), environ)
   if not value.isdigit() or int(value) < 1:
-    raise ValueError(f"${ENV}: expected 'auto' or a positive integer, found {value!r}")
+    raise errors.ConfigError(f"${ENV}: expected 'auto' or a positive integer, found {value!r}")
   return set_device_count(int(value), environ)
