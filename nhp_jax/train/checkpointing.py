@@ -52,11 +52,21 @@ RESUMABLE_FIELDS = ("training.log_every", "training.checkpoint_every",
 _VARIABLES = ("params", "batch_stats")
 
 
+# Warnings orbax gives every read-only restore (the read-only options it sets
+# itself, and that the folder is opened read-only): nothing a user can act on.
+_READ_ONLY_NOTICES = ("Given directory is read only", "CheckpointManagerOptions.read_only=True")
+
+
 class _OrbaxInfoFilter(std_logging.Filter):
-  """Drops orbax's INFO lines (dozens per save); its warnings and errors pass."""
+  """Drops orbax's INFO lines (dozens per save) and its read-only restore notices; its other
+  warnings and errors pass."""
 
   def filter(self, record: std_logging.LogRecord) -> bool:
-    return record.levelno >= std_logging.WARNING or f"{os.sep}orbax{os.sep}" not in record.pathname
+    if f"{os.sep}orbax{os.sep}" not in record.pathname:
+      return True
+    if record.levelno < std_logging.WARNING:
+      return False
+    return not str(record.msg).startswith(_READ_ONLY_NOTICES)
 
 
 _ORBAX_FILTER = _OrbaxInfoFilter()

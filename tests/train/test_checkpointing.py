@@ -1,5 +1,7 @@
 """Checkpoints: round trip, retention (latest N + best), restore guards, variables-only reads."""
 
+import logging as std_logging
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -68,10 +70,20 @@ def test_keeps_latest_and_best(tmp_path, state):
   assert ckpt.all_steps() == [3, 6, 7]
   assert ckpt.best_step() == 3
   ckpt.close()
-  variables, saved_config, step = checkpointing.load_variables(str(tmp_path), "best")
+  seen = []
+  handler = std_logging.Handler(std_logging.DEBUG)
+  handler.emit = seen.append
+  absl_logger = std_logging.getLogger("absl")
+  absl_logger.addHandler(handler)
+  try:
+    variables, saved_config, step = checkpointing.load_variables(str(tmp_path), "best")
+  finally:
+    absl_logger.removeHandler(handler)
   assert step == 3 and saved_config["model"]["kwargs"]["features"] == 8
   _assert_equal(variables["params"], state.params)
   assert checkpointing.load_variables(str(tmp_path), "latest")[2] == 7
+  # A restore is quiet: none of orbax's read-only notices reach the log.
+  assert not [r.getMessage() for r in seen if r.levelno >= std_logging.WARNING]
 
 
 def test_restore_into_another_config_names_the_differences(tmp_path, state):
