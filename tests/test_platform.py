@@ -120,9 +120,18 @@ def test_both_forms_train_to_the_same_parameters(model, kwargs, kind):
   assert max(moved) > 1e-3
 
 
+def _run_fresh(code: str, jax_platforms: str) -> None:
+  """Runs `code` in a fresh Python with no host-device settings; it must print "ok"."""
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "NHP_CPU_DEVICES")}
+  env.update(PYTHONPATH=ROOT, JAX_PLATFORMS=jax_platforms)
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+  assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
 def test_setup_is_called_once_and_leaves_imports_alone():
   """Importing a binary changes nothing; setup plans the host devices and is idempotent."""
-  code = (
+  _run_fresh(
       "import os, sys\n"
       "import experiments.main, experiments.training_binary\n"
       "assert 'XLA_FLAGS' not in os.environ, os.environ.get('XLA_FLAGS')\n"
@@ -133,24 +142,14 @@ def test_setup_is_called_once_and_leaves_imports_alone():
       "assert platform.setup(batch_sizes=[50]) == 'cpu' and os.environ['XLA_FLAGS'] == flags\n"
       "import jax\n"
       "assert jax.device_count() == 8 and platform.cpu_forms()\n"
-      "print('ok')\n")
-  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "NHP_CPU_DEVICES")}
-  env.update(PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=120)
-  assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+      "print('ok')\n", "cpu")
 
 
 def test_accelerator_setup_plans_no_host_devices():
   """With an accelerator expected, setup leaves XLA_FLAGS and glibc alone."""
-  code = (
+  _run_fresh(
       "import os\n"
       "from nhp_jax import platform\n"
       "assert platform.setup(batch_sizes=[256]) == 'accelerator'\n"
       "assert 'XLA_FLAGS' not in os.environ\n"
-      "print('ok')\n")
-  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "NHP_CPU_DEVICES")}
-  env.update(PYTHONPATH=ROOT, JAX_PLATFORMS="tpu")
-  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=60)
-  assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+      "print('ok')\n", "tpu")
