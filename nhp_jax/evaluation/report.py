@@ -4,26 +4,33 @@
 `{"verification": x, "matching": y, "retrieval": z, "details": {...}}`
 (x, y, z: headline mAP, None for a task not run; details: per level, per
 inter/intra, per pool size, wall time per task, and how the run was set
-up). `format_tables` renders it like the benchmark's `hpatches_results.py`:
-verification as Inter/Intra x Easy/Hard/Tough for the imbalanced (AP) and
-balanced (AUC) variants, matching as Easy/Hard/Tough/mean, retrieval as
-levels x pool sizes with a mean row.
+up; with the detail scorers of `runner` also the verification PR and ROC
+curves, per-sequence matching APs and per-query retrieval APs).
+
+`format_official` prints what the benchmark's `hpatches_results.py` prints,
+in its order: per task "<Task> task results:", then per descriptor
+verification's balanced (AUC) table then its imbalanced (AP) table, rows
+Easy/Hard/Tough x Inter/Intra; matching's one row Easy/Hard/Tough/mean;
+retrieval's rows Easy/Hard/Tough/mean x pool sizes. The numbers come from
+`summary` (the printer's arithmetic) and are shown as it shows them
+(6 significant digits). `format_tables` is one document's tables plus what
+only nhp_jax reports (success rates, headline mAPs, timings).
 """
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from nhp_jax import atomic
-from nhp_jax.data import layout
 from nhp_jax.evaluation import summary
 
-TASKS = ("verification", "matching", "retrieval")
-LEVEL_NAMES = {"e": "Easy", "h": "Hard", "t": "Tough"}
-NEGATIVES = ("inter", "intra")
+TASKS = summary.TASKS
+LEVEL_NAMES = summary.LEVEL_NAMES
+NEGATIVES = summary.NEGATIVES
+LAYOUTS = ("official", "side_by_side")  # of `format_official`
 
 
 def _plain(x: Any) -> Any:
@@ -76,67 +83,185 @@ def write_results(path: str | os.PathLike, doc: Mapping[str, Any]) -> None:
   atomic.write_json(path, _plain(doc))
 
 
-def _fmt(x: Any) -> str:
+
+# ---------------------------------------------------------------- tables
+
+
+def official_number(x: Any) -> str:
+  """A number as the official printer shows it (tabulate's default "g": 6 significant digits)."""
   if x is None or (isinstance(x, float) and math.isnan(x)):
     return "-"
-  return f"{float(x):.4f}" if isinstance(x, (int, float)) else str(x)
+  return format(float(x), "g")
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-  cells = [headers] + [[_fmt(c) if i else str(c) for i, c in enumerate(r)] for r in rows]
-  widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-  lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                     for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
-  lines.insert(1, "  ".join("-" * w for w in widths))
-  return "\n".join(lines)
+def _is_number(x: Any) -> bool:
+  return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
-def _verification_tables(d: Mapping[str, Any]) -> list[str]:
+def _decimals(cell: str) -> int:
+  """Characters after the decimal point (or exponent mark); -1 for an integer."""
+  pos = cell.rfind(".")
+  if pos < 0:
+    pos = cell.lower().rfind("e")
+  return len(cell) - pos - 1 if pos >= 0 else -1
+
+
+def simple_table(headers: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
+  """A table laid out like tabulate's "simple" format, as the official printer uses it.
+
+  Numeric columns: values formatted by `official_number`, decimal points
+  aligned, right-justified under a right-justified header; other columns
+  left-justified. Each column is at least its header plus 2 wide; columns
+  are separated by two spaces, the header by a line of dashes.
+  """
+  headers = [str(h) for h in headers]
+  columns = []
+  for i, header in enumerate(headers):
+    values = [r[i] for r in rows]
+    numeric = bool(values) and all(_is_number(v) for v in values)
+    if numeric:
+      cells = [official_number(v) for v in values]
+      most = max(_decimals(c) for c in cells)
+      cells = [c + " " * (most - _decimals(c)) for c in cells]
+    else:
+      cells = [str(v) for v in values]
+    width = max([len(header) + 2] + [len(c) for c in cells])
+    just = str.rjust if numeric else str.ljust
+    columns.append([just(header, width), "-" * width] + [just(c, width) for c in cells])
+  return "\n".join("  ".join(col[k] for col in columns).rstrip()
+                   for k in range(len(rows) + 2))
+
+
+def official_blocks(task: str, result: Mapping[str, Any], name: str) -> list[str]:
+  """One descriptor's blocks (title line + table) of one task, as hpatches_results.py prints them.
+
+  verification: "<NAME> - Balanced variant (auc)" then "... Imbalanced
+  variant (ap)", rows Easy/Hard/Tough x Inter/Intra; matching: "<NAME> -
+  mAP", one row Easy/Hard/Tough/mean; retrieval: "<NAME> - mAP <Q>
+  queries" (the printer's "10K" for 10,000), rows Easy/Hard/Tough/mean x
+  pool sizes. Numbers from `summary` (the printer's arithmetic).
+  """
+  label = name.upper()
+  if task == "verification":
+    rows = summary.verification_rows(result)
+    return [f"{label} - {variant.capitalize()} variant ({key})\n"
+            + simple_table(["Noise", "Inter", "Intra"], rows[variant])
+            for variant, key in summary.VARIANTS]
+  if task == "matching":
+    heads = [summary.LEVEL_NAMES[lv] for lv in summary.LEVELS] + ["mean"]
+    return [f"{label} - mAP\n" + simple_table(heads, [summary.matching_row(result)])]
+  if task == "retrieval":
+    pools, rows = summary.retrieval_rows(result)
+    q = summary.num_queries(result)
+    queries = "10K" if q == 10000 else (f"{q}" if q is not None else "all")
+    return [f"{label} - mAP {queries} queries\n" + simple_table(["Noise"] + pools, rows)]
+  raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+
+
+def _side_by_side(columns: Sequence[str], width: int, gap: int = 4) -> str:
+  """Text blocks placed next to each other, wrapped into rows at most `width` wide."""
+  cols = [c.split("\n") for c in columns]
+  widths = [max(len(line) for line in c) for c in cols]
+  groups, current, used = [], [], 0
+  for i, w in enumerate(widths):
+    if current and used + gap + w > width:
+      groups.append(current)
+      current, used = [], 0
+    used += (gap if current else 0) + w
+    current.append(i)
+  if current:
+    groups.append(current)
   out = []
-  for variant, key in (("Imbalanced", "ap"), ("Balanced", "auc")):
-    rows = [[LEVEL_NAMES[lv]] + [d["levels"][lv][neg].get(key) for neg in NEGATIVES]
-            for lv in layout.LEVELS]
-    out.append(f"{variant} variant ({key.upper()})\n" + _table(["Noise", "Inter", "Intra"], rows))
-  return out
+  for group in groups:
+    height = max(len(cols[i]) for i in group)
+    lines = [(" " * gap).join((cols[i][k] if k < len(cols[i]) else "").ljust(widths[i])
+                              for i in group).rstrip()
+             for k in range(height)]
+    out.append("\n".join(lines))
+  return "\n\n".join(out)
 
 
-def _matching_tables(d: Mapping[str, Any]) -> list[str]:
-  levels = [d["levels"][lv] for lv in layout.LEVELS]
-  rows = [["mAP"] + [lv["ap"] for lv in levels] + [d["mAP"]]]
-  if all("success" in lv for lv in levels):
-    rates = [lv["success"] for lv in levels]
-    rows.append(["success rate"] + rates + [float(np.mean(rates))])
-  return [_table(["", "Easy", "Hard", "Tough", "mean"], rows)]
+def format_official(results: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                    tasks: Sequence[str] = TASKS, layout: str = "official",
+                    width: int = 160) -> str:
+  """The official printer's output for several descriptors.
+
+  Args:
+    results: {descriptor name: {task: result}}, descriptors in print order.
+    tasks: tasks in print order (hpatches_results.py prints them in the
+      order of its --task flags); each must be in every descriptor's results.
+    layout: "official": per task "<Task> task results:" then each
+      descriptor's blocks one below the other, as hpatches_results.py;
+      "side_by_side": the same blocks, descriptors next to each other
+      (wrapped at `width` characters).
+    width: line width of the side-by-side layout.
+
+  Returns:
+    The text, ending with a newline.
+  """
+  if layout not in LAYOUTS:
+    raise ValueError(f"layout: expected one of {', '.join(LAYOUTS)}, found {layout!r}")
+  out = []
+  for task in tasks:
+    per_descriptor = ["\n\n".join(official_blocks(task, res[task], name))
+                      for name, res in results.items()]
+    if layout == "official":
+      body = "\n\n".join(per_descriptor)
+    else:
+      body = _side_by_side(per_descriptor, width)
+    out.append(f"{task.capitalize()} task results:\n{body}")
+  return "\n\n\n".join(out) + "\n"
 
 
-def _retrieval_tables(d: Mapping[str, Any]) -> list[str]:
-  pools = sorted(d["levels"][layout.LEVELS[0]]["per_pool"], key=int)
-  rows = [[LEVEL_NAMES[lv]] + [d["levels"][lv]["per_pool"][p] for p in pools]
-          + [d["levels"][lv]["ap"]] for lv in layout.LEVELS]
-  means = np.mean(np.array([r[1:] for r in rows], np.float64), axis=0)
-  rows.append(["mean"] + means.tolist())
-  return [_table(["Noise"] + [str(p) for p in pools] + ["mean"], rows)]
+
+def descriptor_label(doc: Mapping[str, Any]) -> str:
+  """The name a results document's tables are printed under."""
+  meta = doc.get("details", {}).get("meta", {})
+  for key in ("descriptor_name", "input"):
+    if meta.get(key):
+      return str(meta[key])
+  if meta.get("descriptors"):
+    return os.path.basename(os.path.normpath(str(meta["descriptors"])))
+  return "descriptors"
 
 
-_TABLES = {"verification": _verification_tables, "matching": _matching_tables,
-           "retrieval": _retrieval_tables}
+def format_tables(doc: Mapping[str, Any], name: str | None = None) -> str:
+  """The tables of a `results_json` document: the official printer's, then a summary.
 
+  First a line with the set-up (split, metric, descriptors), then for each
+  task that ran, in benchmark order, exactly what hpatches_results.py prints
+  for it (`format_official`, numbers as the official code prints them),
+  then what only nhp_jax reports: matching success rates, each task's
+  headline mAP and its scoring time, and which tasks came from the results
+  cache.
 
-def format_tables(doc: Mapping[str, Any]) -> str:
-  """Readable tables of a `results_json` document, one block per task that ran."""
+  Args:
+    doc: a `results_json` document.
+    name: the descriptor name in the block titles; default from its meta
+      (`descriptor_label`).
+  """
   details = doc.get("details", {})
   meta = details.get("meta", {})
+  tasks = [t for t in TASKS if doc.get(t) is not None]
   blocks = []
   if meta:
     blocks.append("  ".join(f"{k}={meta[k]}" for k in ("split", "metric", "descriptors")
                             if k in meta))
-  for task in TASKS:
-    if doc.get(task) is None:
-      continue
-    d = details[task]
-    title = f"{task.capitalize()}: mAP {_fmt(doc[task])}"
-    if "wall_time_s" in d:
-      title += f"  ({d['wall_time_s']:.1f} s)"
-    blocks.append("\n\n".join([title] + _TABLES[task](d)))
-  blocks.append("Headline: " + "  ".join(f"{t} {_fmt(doc.get(t))}" for t in TASKS))
+  if tasks:
+    name = name or descriptor_label(doc)
+    blocks.append(format_official({name: {t: details[t] for t in tasks}}, tasks).rstrip("\n"))
+  extra = []
+  matching = details.get("matching", {}).get("levels", {})
+  if doc.get("matching") is not None and all("success" in matching[lv] for lv in summary.LEVELS):
+    extra.append("Matching success rate: " + "  ".join(
+        f"{LEVEL_NAMES[lv]} {official_number(matching[lv]['success'])}" for lv in summary.LEVELS))
+  for t in tasks:
+    seconds = details[t].get("wall_time_s")
+    notes = ([f"{seconds:.1f} s"] if seconds is not None else []) + (
+        ["from the results cache"] if t in meta.get("cached_tasks", ()) else [])
+    extra.append(f"{t.capitalize()}: mAP {official_number(doc[t])}"
+                 + (f"  ({', '.join(notes)})" if notes else ""))
+  blocks.append("\n".join(["nhp_jax summary (not printed by hpatches_results.py):"] + extra
+                          + ["Headline: " + "  ".join(f"{t} {official_number(doc.get(t))}"
+                                                       for t in TASKS)]))
   return "\n\n".join(blocks) + "\n"

@@ -5,15 +5,34 @@ Two entry points:
 * `evaluate_descriptor_set`: a DescriptorSet in memory -> results document
   (`report.results_json`).
 * `run`: what `python -m experiments.evaluate` does; picks the mode from
-  its arguments (a descriptor folder, or checkpoints in a workdir),
-  reads and validates everything, scores, logs the tables and writes the
-  JSON.
+  its arguments (a descriptor folder, or checkpoints in a workdir), reads
+  and validates everything, scores what the results cache
+  (`results_cache`, `--results_dir`) does not hold, writes the JSON and
+  returns the document (the binary prints its tables).
 
 Every input (descriptors, splits, task files) is read and validated before
 the first kernel runs, so a malformed file fails in seconds, not after an
 hour of scoring.
+
+Scorers: `default_scorers` gives the kernels' result dicts (verification
+with the official code's own auc/ap beside the kernels', for the tables);
+`detail_scorers` (descriptor folders) adds what the official result
+pickles hold beyond the tables, computed from the same kernels and
+distances, so every number is unchanged:
+
+* verification, per level and negative set, the official pickle's
+  entries: "balanced" = the ROC curve of the whole list (fpr, tpr, auc) and
+  "imbalanced" = the precision/recall curve of the cut list (pr, rc, ap),
+  the official `metrics.roc` / `metrics.pr` arrays (one point per rank,
+  from rank 0) sampled at at most `curve_points` evenly spaced ranks, first
+  and last included ("rank": which; "points": the official array's
+  length), auc and ap by the official arithmetic (`verification_curves`);
+* matching: "sequences", the split order the per-sequence APs are summed in;
+* retrieval: levels[lv]["per_query"][str(P)], the AP of every query (in
+  file order; "queries" names them [sequence, patch]).
 """
 
+import glob
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,21 +41,36 @@ from typing import Any
 from absl import logging
 import numpy as np
 
+from nhp_jax.data import layout
 from nhp_jax.data import reader
 from nhp_jax.data import splits as splits_lib
 from nhp_jax.errors import ConfigError, TaskFileError
 from nhp_jax.evaluation import descriptor_io
 from nhp_jax.evaluation import report
+from nhp_jax.evaluation import results_cache
 from nhp_jax.evaluation import task_files
 from nhp_jax.evaluation import types
 
 TASKS = report.TASKS
+METRICS = ("l1", "l2")     # the kernels' names; the official --dist says L1, L2
+DEFAULT_CURVE_POINTS = 1001
 Scorer = Callable[..., dict]
+
+
+def normalize_metric(metric: str, what: str = "metric") -> str:
+  """"l1" or "l2" from any case of it ("L2" as the official --dist); ConfigError otherwise."""
+  name = metric.lower() if isinstance(metric, str) else metric
+  if name not in METRICS:
+    raise ConfigError(f"{what}: expected one of {', '.join(METRICS)} in any case (L2, L1 as "
+                      f"the official --dist), found {metric!r}")
+  return name
 
 
 def default_scorers(metric: str) -> dict[str, Scorer]:
   """The JAX kernels of the three tasks, after checking that they know `metric`.
 
+  Verification also keeps the official code's own auc and ap of every list
+  (`verification_curves` without the arrays), which the printed tables show.
   Imported on first use: they pull in JAX, which reading and validating
   inputs does not need.
 
@@ -44,15 +78,205 @@ def default_scorers(metric: str) -> dict[str, Scorer]:
     ConfigError: an unknown metric (naming the known ones).
   """
   # pylint: disable=g-import-not-at-top
-  from nhp_jax.evaluation import kernels, matching, retrieval, verification
+  from nhp_jax.evaluation import kernels, matching, retrieval
   kernels.check_metric(metric)
   return {
-      "verification": lambda descs, verif, retr, metric: verification.evaluate_verification(
-          descs, verif, metric),
+      "verification": lambda descs, verif, retr, metric: verification_with_curves(
+          descs, verif, metric, curve_points=0),
       "matching": lambda descs, verif, retr, metric: matching.evaluate_matching(descs, metric),
       "retrieval": lambda descs, verif, retr, metric: retrieval.evaluate_retrieval(
           descs, retr, types.RETRIEVAL_POOL_SIZES, metric),
   }
+
+
+# ---------------------------------------------------------------- detail scorers
+
+
+def curve_ranks(points: int, max_points: int) -> np.ndarray:
+  """The ranks of a `points`-long curve that are kept: all, or `max_points` evenly spaced
+  (first and last included)."""
+  if max_points >= points:
+    return np.arange(points)
+  return np.unique(np.round(np.linspace(0, points - 1, max_points)).astype(np.int64))
+
+
+def _ranked_counts(dist: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The official `tpfp` of a list of finite distances: (tp, fp), each (N + 1,) from rank 0.
+
+  Ranked by descending score = ascending distance, stable (the official
+  mergesort of -scores), so on equal distance the earlier entry comes first.
+  """
+  ranked = positive[np.argsort(dist, kind="stable")]
+  tp = np.concatenate([[0], np.cumsum(ranked)])
+  fp = np.concatenate([[0], np.cumsum(~ranked)])
+  return tp, fp
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+  """numpy's trapezoid rule: the official `np.trapz` (renamed in numpy 2), the same sums."""
+  return float(np.trapezoid(y, x))
+
+
+def verification_curves(neg: np.ndarray, pos: np.ndarray, list_size: int,
+                        max_points: int) -> dict[str, dict[str, Any]]:
+  """One level and negative set as the official result pickle holds it.
+
+  The official `eval_verification` keeps, per level and negative set,
+  "balanced": {fpr, tpr, auc} (`metrics.roc` of the whole list) and
+  "imbalanced": {pr, rc, ap} (`metrics.pr` of its first `list_size`
+  entries); the same here, with its float arithmetic: tpr = tp / p, fpr =
+  fp / n, rc = tp / p, pr = max(tp, 1e-10) / max(tp + fp, 1e-10), one value
+  per rank from rank 0, and auc / ap = numpy's trapezoid over the whole
+  curve. So auc and ap are the official code's own values, which may differ
+  from the kernels' in the last bits (they sum in another order); the
+  printed tables use these. The arrays are kept at `curve_ranks(points,
+  max_points)` ("rank"; "points": the official array's length); max_points
+  0 keeps none.
+
+  Args:
+    neg: (Nn,) float32 negative-pair distances, file order.
+    pos: (Np,) float32 positive-pair distances, file order.
+    list_size: entries of [negatives..., positives...] kept for "imbalanced".
+    max_points: most points kept per curve; 0: no arrays.
+
+  Returns:
+    {"balanced": {"auc", "fpr", "tpr", "rank", "points"},
+     "imbalanced": {"ap", "pr", "rc", "rank", "points"}}.
+  """
+  tiny = 1e-10
+  dist = np.concatenate([np.asarray(neg, np.float32), np.asarray(pos, np.float32)])
+  positive = np.concatenate([np.zeros(len(neg), bool), np.ones(len(pos), bool)])
+  tp, fp = _ranked_counts(dist, positive)
+  tpr = tp / float(max(len(pos), tiny))
+  fpr = fp / float(max(len(neg), tiny))
+  balanced = {"auc": _trapezoid(tpr, fpr), "points": int(tp.size)}
+  tp, fp = _ranked_counts(dist[:list_size], positive[:list_size])
+  rc = tp / float(max(int(positive[:list_size].sum()), tiny))
+  pr = np.maximum(tp, tiny) / np.maximum(tp + fp, tiny)
+  imbalanced = {"ap": _trapezoid(pr, rc), "points": int(tp.size)}
+  if max_points:
+    keep = curve_ranks(tpr.size, max_points)
+    balanced.update(fpr=fpr[keep].tolist(), tpr=tpr[keep].tolist(), rank=keep.tolist())
+    keep = curve_ranks(pr.size, max_points)
+    imbalanced.update(pr=pr[keep].tolist(), rc=rc[keep].tolist(), rank=keep.tolist())
+  return {"balanced": balanced, "imbalanced": imbalanced}
+
+
+def verification_with_curves(descs: types.DescriptorSet, task: types.VerificationTask,
+                             metric: str, curve_points: int = DEFAULT_CURVE_POINTS) -> dict:
+  """`verification.evaluate_verification`, plus what the official result pickle holds.
+
+  The same checks, distances (`verification.pair_distances`) and AP/AUC
+  kernel (`kernels.verification_ap_auc`) as `evaluate_verification`, so
+  "ap", "auc" and "mAP" are its numbers; levels[lv][neg] also holds the
+  official "balanced" (ROC) and "imbalanced" (PR) entries of
+  `verification_curves`, with at most curve_points points per curve (0:
+  their auc and ap only).
+
+  Raises:
+    As `evaluate_verification`.
+  """
+  # pylint: disable=g-import-not-at-top,protected-access
+  from nhp_jax.evaluation import kernels, verification
+  kernels.check_metric(metric)
+  kernels.check_finite(descs.descs)
+  files = {"positives": task.positives, "inter": task.inter_negatives,
+           "intra": task.intra_negatives}
+  for name, pairs in files.items():
+    verification._check_pairs(descs, pairs, name)
+  if len(task.positives) == 0:
+    raise TaskFileError("verification positives: expected at least one pair, found 0")
+  for name in verification.NEGATIVE_SETS:
+    if len(files[name]) != len(task.positives):
+      raise TaskFileError(f"verification {name} negatives: expected as many pairs as the "
+                          f"positives ({len(task.positives)}), found {len(files[name])}")
+  table = kernels.to_exact(np.asarray(descs.descs.reshape(-1, descs.dim), np.float32))
+  dists = {name: verification.pair_distances(table, descs, pairs, metric)
+           for name, pairs in files.items()}
+  del table
+  for name, d in dists.items():
+    kernels.check_finite(d, f"verification {name} distances (float32 overflow)")
+  list_size = verification.imbalanced_list_size(len(task.positives))
+  levels = {}
+  for lv, level in enumerate(layout.LEVELS):
+    levels[level] = {}
+    for neg in verification.NEGATIVE_SETS:
+      ap, auc = kernels.verification_ap_auc(dists[neg][lv], dists["positives"][lv], list_size)
+      levels[level][neg] = {"ap": ap, "auc": auc, **verification_curves(
+          dists[neg][lv], dists["positives"][lv], list_size, curve_points)}
+  aps = [levels[lv][neg]["ap"] for lv in layout.LEVELS for neg in verification.NEGATIVE_SETS]
+  return {"mAP": float(np.mean(aps)), "levels": levels}
+
+
+def matching_with_order(descs: types.DescriptorSet, metric: str) -> dict:
+  """`matching.evaluate_matching`, plus "sequences": the order its per-sequence APs follow."""
+  # pylint: disable-next=g-import-not-at-top
+  from nhp_jax.evaluation import matching
+  result = matching.evaluate_matching(descs, metric)
+  result["sequences"] = list(descs.sequences)
+  return result
+
+
+def retrieval_with_queries(descs: types.DescriptorSet, task: types.RetrievalTask,
+                           pool_sizes: Sequence[int] = types.RETRIEVAL_POOL_SIZES,
+                           metric: str = "l2") -> dict:
+  """`retrieval.evaluate_retrieval`, plus every query's AP.
+
+  One `retrieval.query_ap` call, averaged as `evaluate_retrieval` does (the
+  same numbers); levels[lv]["per_query"][str(P)] lists the (Q,) APs and
+  "queries" the (sequence name, patch) of each query.
+
+  Raises:
+    As `evaluate_retrieval`.
+  """
+  # pylint: disable=g-import-not-at-top,protected-access
+  from nhp_jax.evaluation import kernels, retrieval
+  kernels.check_metric(metric)
+  kernels.check_finite(descs.descs)
+  pool_sizes = tuple(int(p) for p in pool_sizes)
+  if not pool_sizes or min(pool_sizes) < 1:
+    raise ConfigError(f"pool_sizes: expected sizes >= 1, found {pool_sizes}")
+  retrieval._check_task(descs, task)
+  per_query = retrieval.query_ap(descs, task, pool_sizes, metric)  # (Q, 3, P)
+  ap = per_query.mean(axis=0)
+  levels = {}
+  for lv, level in enumerate(layout.LEVELS):
+    levels[level] = {"ap": float(ap[lv].mean()),
+                     "per_pool": {str(p): float(ap[lv, i]) for i, p in enumerate(pool_sizes)},
+                     "per_query": {str(p): per_query[:, lv, i].tolist()
+                                   for i, p in enumerate(pool_sizes)}}
+  return {"mAP": float(np.mean([levels[lv]["ap"] for lv in layout.LEVELS])), "levels": levels,
+          "queries": [[descs.sequences[int(s)], int(i)] for s, i in task.queries]}
+
+
+def detail_scorers(metric: str, curve_points: int = DEFAULT_CURVE_POINTS) -> dict[str, Scorer]:
+  """Scorers whose results also hold curves and per-query APs (see the module docstring).
+
+  Raises:
+    ConfigError: an unknown metric, or curve_points that is neither 0 nor >= 2.
+  """
+  # pylint: disable-next=g-import-not-at-top
+  from nhp_jax.evaluation import kernels
+  kernels.check_metric(metric)
+  check_curve_points(curve_points)
+  return {
+      "verification": lambda descs, verif, retr, metric: verification_with_curves(
+          descs, verif, metric, curve_points),
+      "matching": lambda descs, verif, retr, metric: matching_with_order(descs, metric),
+      "retrieval": lambda descs, verif, retr, metric: retrieval_with_queries(
+          descs, retr, types.RETRIEVAL_POOL_SIZES, metric),
+  }
+
+
+def check_curve_points(curve_points: int, what: str = "curve_points") -> int:
+  """`curve_points` if 0 (no curves) or >= 2 (both ends kept); ConfigError otherwise."""
+  if not isinstance(curve_points, (int, np.integer)) or (curve_points != 0 and curve_points < 2):
+    raise ConfigError(f"{what}: expected 0 (no curves) or at least 2 points per curve, "
+                      f"found {curve_points}")
+  return int(curve_points)
+
+
+# ---------------------------------------------------------------- scoring
 
 
 def _check_options(tasks: Sequence[str], n_pairs: int) -> tuple[str, ...]:
@@ -87,6 +311,19 @@ def ref_patches_reader(data_dir: str | os.PathLike,
   return read
 
 
+def _run_info(descs: types.DescriptorSet, split: str, metric: str, tasks: Sequence[str],
+              verif: types.VerificationTask | None, retr: types.RetrievalTask | None) -> dict:
+  info = {"split": split, "metric": metric, "tasks": list(tasks),
+          "sequences": len(descs.sequences), "patches": int(descs.offsets[-1]),
+          "dim": descs.dim}
+  if verif is not None:
+    info["verification_pairs"] = len(verif.positives)
+  if retr is not None:
+    info["retrieval_queries"] = int(len(retr.queries))
+    info["retrieval_distractors"] = int(len(retr.distractors))
+  return info
+
+
 def evaluate_descriptor_set(descs: types.DescriptorSet,
                             split: str,
                             tasks_dir: str | os.PathLike | None = None,
@@ -112,7 +349,8 @@ def evaluate_descriptor_set(descs: types.DescriptorSet,
     metric: descriptor distance, passed to the kernels ("l2" as the benchmark).
     cache_dir: overrides where generated task files are cached.
     scorers: {task: fn(descs, verification_task, retrieval_task, metric) ->
-      result dict}; default `default_scorers(metric)`.
+      result dict}; default `default_scorers(metric)` (`detail_scorers` for
+      curves and per-query APs).
     meta: extra entries for details["meta"] of the document.
     ref_patches: returns the `ref` patches (N_s, H, W) uint8 per sequence of
       `descs`, from which retrieval lists are generated when needed;
@@ -143,14 +381,7 @@ def evaluate_descriptor_set(descs: types.DescriptorSet,
     results[task] = scorers[task](descs, verif, retr, metric)
     wall[task] = time.perf_counter() - t0
     logging.info("%s: mAP %.4f (%.1f s)", task, results[task]["mAP"], wall[task])
-  info = {"split": split, "metric": metric, "tasks": list(tasks),
-          "sequences": len(descs.sequences), "patches": int(descs.offsets[-1]),
-          "dim": descs.dim}
-  if verif is not None:
-    info["verification_pairs"] = len(verif.positives)
-  if retr is not None:
-    info["retrieval_queries"] = int(len(retr.queries))
-    info["retrieval_distractors"] = int(len(retr.distractors))
+  info = _run_info(descs, split, metric, tasks, verif, retr)
   info.update(meta or {})
   return report.results_json(results, wall, info)
 
@@ -166,6 +397,43 @@ def _splits_file(tasks_dir: str | None, data_dir: str | None) -> str | None:
   return next((c for c in candidates if os.path.isfile(c)), None)
 
 
+# Entries of details["meta"] that depend on the task: kept with its cache entry.
+_TASK_INFO = {"verification": ("verification_pairs",),
+              "retrieval": ("retrieval_queries", "retrieval_distractors")}
+_COMMON_INFO = ("split", "metric", "sequences", "patches", "dim")
+
+
+def _task_sources(task: str, split: str, tasks_dir: str | None) -> list:
+  """[file name, size, mtime] of the official task files of `task` in tasks_dir, if any."""
+  if tasks_dir is None or task == "matching":
+    return []
+  prefix = "verif_" if task == "verification" else "retr_"
+  out = []
+  pattern = os.path.join(glob.escape(tasks_dir), f"{prefix}*split-{split}.csv")
+  for path in sorted(glob.glob(pattern)):
+    st = os.stat(path)
+    out.append([os.path.basename(path), st.st_size, st.st_mtime_ns])
+  return out
+
+
+def cache_key(task: str, *, fingerprint: Mapping[str, Any], split: str, metric: str,
+              splits_file: str | None, tasks_dir: str | None, data_dir: str | None,
+              n_pairs: int, curve_points: int, detailed: bool) -> dict:
+  """What one task's cached result depends on (see `results_cache`)."""
+  key = {"descriptors": dict(fingerprint), "split": split, "metric": metric,
+         "splits_file": os.path.abspath(splits_file) if splits_file else "vendored",
+         "tasks_dir": os.path.abspath(tasks_dir) if tasks_dir else None,
+         "task_files": _task_sources(task, split, tasks_dir), "details": detailed}
+  if task != "matching":
+    key["data_dir"] = os.path.abspath(data_dir) if data_dir else None
+  if task == "verification":
+    key["n_pairs"] = n_pairs
+    key["curve_points"] = curve_points
+  if task == "retrieval":
+    key["pool_sizes"] = list(types.RETRIEVAL_POOL_SIZES)
+  return key
+
+
 def run(descriptors_dir: str | None = None,
         workdir: str | None = None,
         split: str = "a",
@@ -177,31 +445,49 @@ def run(descriptors_dir: str | None = None,
         json_out: str | None = None,
         embedded_size: str = "medium",
         scorers: Mapping[str, Scorer] | None = None,
-        batch_size: int = 1024) -> dict:
-  """The `experiments.evaluate` binary: validate inputs, score, print tables, write JSON.
+        batch_size: int = 1024,
+        descriptor_name: str | None = None,
+        results_dir: str | None = None,
+        overwrite: bool = False,
+        curve_points: int = DEFAULT_CURVE_POINTS) -> dict:
+  """The `experiments.evaluate` binary: validate inputs, score (or reuse the cache), write JSON.
 
   Args:
     descriptors_dir: score this export folder (`<seq>/<image>.csv`).
     workdir: checkpoint mode: a run folder (denoiser/ + descriptor/) or a
       descriptor workdir; scores noisy, denoised and clean inputs
-      (`from_checkpoints.evaluate_workdir`).
+      (`from_checkpoints.evaluate_workdir`, which prints its tables).
     split: split whose test sequences are scored.
     tasks_dir: folder with official task CSVs and/or splits.json.
     data_dir: dataset root; None with no tasks_dir = the embedded dataset.
-    tasks, n_pairs, metric, scorers: see `evaluate_descriptor_set`.
+    tasks, n_pairs, scorers: see `evaluate_descriptor_set`; default scorers
+      of a descriptor folder: `detail_scorers(metric, curve_points)`.
+    metric: "l2" or "l1", any case ("L2" as the official --dist).
     json_out: write the results document here (atomically).
     embedded_size: size of the embedded dataset used when data_dir is None.
     batch_size: checkpoint mode: patches per compiled inference block.
+    descriptor_name: the descriptor's name in tables and cache file names;
+      default the folder's name.
+    results_dir: the results cache (`results_cache`): tasks whose entry
+      matches the descriptor files and settings are not scored again;
+      scored tasks are stored there.
+    overwrite: score every task even when cached (and replace the entries).
+    curve_points: most points per verification curve (0: none).
 
   Returns:
-    The results document.
+    The results document (details["meta"]["cached_tasks"]: tasks taken
+    from the cache).
 
   Raises:
-    ConfigError: no mode chosen.
+    ConfigError: no mode chosen, bad options.
     TaskFileError, DescriptorError, DataError: bad inputs, before scoring.
   """
   tasks = _check_options(tasks, n_pairs)
+  metric = normalize_metric(metric)
   if descriptors_dir is None:
+    if results_dir is not None:
+      raise ConfigError("results_dir: caches the scores of a descriptor folder "
+                        "(--descriptors_dir or --descr-dir/--descr-name), not of --workdir")
     if workdir is not None:
       # pylint: disable-next=g-import-not-at-top
       from nhp_jax.evaluation import from_checkpoints  # restoring needs the training stack
@@ -210,7 +496,11 @@ def run(descriptors_dir: str | None = None,
           n_pairs=n_pairs, metric=metric, json_out=json_out, batch_size=batch_size)
     raise ConfigError("pass --descriptors_dir (a folder <seq>/<image>.csv) or --workdir "
                       "(checkpoints) to score")
-  scorers = scorers if scorers is not None else default_scorers(metric)
+  name = descriptor_name or os.path.basename(os.path.normpath(descriptors_dir))
+  if results_dir is not None:
+    results_cache.check_name(name)
+  detailed = scorers is None
+  scorers = scorers if scorers is not None else detail_scorers(metric, curve_points)
   if data_dir is None and tasks_dir is None:
     # pylint: disable-next=g-import-not-at-top
     from nhp_jax.data import embedded  # imports the dataset generator: only needed here
@@ -221,19 +511,60 @@ def run(descriptors_dir: str | None = None,
     sequences = splits_lib.split_sequences(split, "test", splits)
   except TaskFileError as e:
     raise TaskFileError(f"{splits_path or 'vendored splits.json'}: {e}") from None
-  logging.info("reading descriptors of split %s (%d test sequences) from %s", split,
-               len(sequences), descriptors_dir)
-  t0 = time.perf_counter()
-  descs = descriptor_io.read_descriptor_folder(descriptors_dir, sequences)
-  read_seconds = time.perf_counter() - t0
-  logging.info("read %d x 16 descriptors (%d-d) in %.1f s", int(descs.offsets[-1]), descs.dim,
-               read_seconds)
-  doc = evaluate_descriptor_set(
-      descs, split, tasks_dir=tasks_dir, data_dir=data_dir, tasks=tasks, n_pairs=n_pairs,
-      metric=metric, scorers=scorers,
-      meta={"mode": "descriptors", "descriptors": descriptors_dir,
-            "splits_file": splits_path or "vendored", "read_seconds": round(read_seconds, 3)})
-  print(report.format_tables(doc), end="", flush=True)
+
+  cached, keys = {}, {}
+  fingerprint = None
+  if results_dir is not None:
+    fingerprint = results_cache.fingerprint(descriptors_dir, sequences)
+  if fingerprint is not None:
+    for task in tasks:
+      keys[task] = cache_key(task, fingerprint=fingerprint, split=split, metric=metric,
+                             splits_file=splits_path, tasks_dir=tasks_dir, data_dir=data_dir,
+                             n_pairs=n_pairs, curve_points=curve_points, detailed=detailed)
+      path = results_cache.entry_path(results_dir, name, task, split)
+      if overwrite:
+        logging.info("%s: --overwrite, scoring %s again", path, task)
+        continue
+      entry, why = results_cache.lookup(path, keys[task])
+      logging.info("results of %s, %s task, split %s: %s (%s)", name, task, split, why, path)
+      if entry is not None:
+        cached[task] = entry
+
+  meta = {"mode": "descriptors", "descriptors": descriptors_dir, "descriptor_name": name,
+          "splits_file": splits_path or "vendored"}
+  if results_dir is not None:
+    meta["results_dir"] = results_dir
+  todo = [t for t in tasks if t not in cached]
+  results, info = {}, {}
+  if todo:
+    logging.info("reading descriptors of split %s (%d test sequences) from %s", split,
+                 len(sequences), descriptors_dir)
+    t0 = time.perf_counter()
+    descs = descriptor_io.read_descriptor_folder(descriptors_dir, sequences)
+    meta["read_seconds"] = round(time.perf_counter() - t0, 3)
+    logging.info("read %d x 16 descriptors (%d-d) in %.1f s", int(descs.offsets[-1]),
+                 descs.dim, meta["read_seconds"])
+    doc = evaluate_descriptor_set(descs, split, tasks_dir=tasks_dir, data_dir=data_dir,
+                                  tasks=todo, n_pairs=n_pairs, metric=metric, scorers=scorers)
+    scored_meta = doc["details"]["meta"]
+    for task in todo:
+      results[task] = doc["details"][task]
+      task_info = {k: scored_meta[k] for k in _COMMON_INFO + _TASK_INFO.get(task, ())
+                   if k in scored_meta}
+      info.update(task_info)
+      if task in keys:
+        path = results_cache.entry_path(results_dir, name, task, split)
+        results_cache.store(path, descriptor=name, task=task, split=split, key=keys[task],
+                            result=results[task], info=task_info)
+        logging.info("cached %s results in %s", task, path)
+  for task, entry in cached.items():
+    results[task] = entry["result"]
+    for k, v in entry.get("info", {}).items():
+      info.setdefault(k, v)
+  info.update(split=split, metric=metric, tasks=list(tasks))
+  info.update(meta)
+  info["cached_tasks"] = [t for t in tasks if t in cached]
+  doc = report.results_json({t: results[t] for t in tasks}, None, info)
   if json_out:
     report.write_results(json_out, doc)
     logging.info("wrote %s", json_out)

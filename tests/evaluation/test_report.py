@@ -46,8 +46,8 @@ def test_tasks_not_run_are_null_and_unknown_tasks_rejected():
   assert doc["verification"] is None and doc["retrieval"] is None
   assert set(doc["details"]) == {"matching", "meta"}
   text = report.format_tables(doc)
-  assert "Matching: mAP 0.3000" in text and "Verification" not in text
-  assert "Headline: verification -  matching 0.3000  retrieval -" in text
+  assert "Matching: mAP 0.3" in text and "Verification" not in text
+  assert "Headline: verification -  matching 0.3  retrieval -" in text
   with pytest.raises(ValueError, match="unknown tasks \\['patching'\\]"):
     report.results_json({"patching": {}})
 
@@ -56,21 +56,63 @@ def _row(text, start):
   return next(line.split() for line in text.splitlines() if line.startswith(start))
 
 
-def test_tables_show_every_level_variant_and_pool():
-  doc = report.results_json(stand_in_results(), {"retrieval": 3.0}, {"split": "a"})
+def test_tables_in_the_official_printers_order():
+  """hpatches_results.py: tasks in order; verification balanced (auc) before imbalanced (ap)."""
+  doc = report.results_json(stand_in_results(), {"retrieval": 3.0},
+                            {"split": "a", "descriptor_name": "mine"})
   text = report.format_tables(doc)
-  imbalanced, balanced = text.split("Imbalanced variant (AP)")[1].split("Balanced variant (AUC)")
-  assert _row(imbalanced, "Hard") == ["Hard", "0.8000", "0.7000"]
-  assert _row(balanced, "Tough") == ["Tough", "0.9700", "0.9600"]
-  assert _row(text, "mAP") == ["mAP", "0.4000", "0.3000", "0.2000", "0.3000"]
-  assert _row(text, "success") == ["success", "rate", "0.5000", "0.4000", "0.3000", "0.4000"]
-  retrieval = text.split("Retrieval:")[1]
-  assert _row(retrieval, "Noise") == ["Noise"] + [str(p) for p in types.RETRIEVAL_POOL_SIZES] + [
-      "mean"]
-  assert _row(retrieval, "Easy")[:3] == ["Easy", "0.9000", "0.8900"]
+  titles = ["Verification task results:", "MINE - Balanced variant (auc)",
+            "MINE - Imbalanced variant (ap)", "Matching task results:", "MINE - mAP",
+            "Retrieval task results:", "MINE - mAP all queries", "nhp_jax summary"]
+  at = [text.index(t) for t in titles]
+  assert at == sorted(at)
+  balanced, imbalanced = text.split("Balanced variant (auc)")[1].split("Imbalanced variant (ap)")
+  imbalanced = imbalanced.split("Matching task results:")[0]
+  assert [_row(balanced, n) for n in ("Noise", "Easy", "Hard", "Tough")] == [
+      ["Noise", "Inter", "Intra"], ["Easy", "0.99", "0.98"], ["Hard", "0.98", "0.97"],
+      ["Tough", "0.97", "0.96"]]
+  assert _row(imbalanced, "Hard") == ["Hard", "0.8", "0.7"]
+  matching = text.split("MINE - mAP\n")[1]
+  assert matching.splitlines()[0].split() == ["Easy", "Hard", "Tough", "mean"]
+  # per_sequence holds one sequence: the level mAP is its mean over k.
+  assert matching.splitlines()[2].split() == ["0.3", "1.3", "2.3", "1.3"]
+  retrieval = text.split("Retrieval task results:")[1]
+  assert _row(retrieval, "Noise") == ["Noise"] + [str(p) for p in types.RETRIEVAL_POOL_SIZES]
+  assert _row(retrieval, "Easy")[:3] == ["Easy", "0.9", "0.89"]
   mean = _row(retrieval, "mean")
-  assert mean[1] == "0.8000" and mean[-1] == "0.5000"  # mean over levels, per pool and overall
-  assert "Retrieval: mAP 0.5000  (3.0 s)" in text
+  assert mean[1] == format(float(np.float32(0.8)), "g")  # the printer's float32 mean row
+  assert len(mean) == 1 + len(types.RETRIEVAL_POOL_SIZES)  # no mean column: as the printer
+  assert "Retrieval: mAP 0.5  (3.0 s)" in text
+  assert "Matching success rate: Easy 0.5  Hard 0.4  Tough 0.3" in text
+
+
+def test_simple_table_aligns_like_tabulate():
+  table = report.simple_table(["Noise", "Inter"],
+                              [["Easy", 0.5], ["Hard", 0.123456789], ["T", 1.0]])
+  assert table.splitlines() == ["Noise       Inter",
+                                "-------  --------",
+                                "Easy     0.5",
+                                "Hard     0.123457",
+                                "T        1"]
+
+
+def test_side_by_side_holds_the_official_blocks():
+  results = {name: stand_in_results() for name in ("a", "bb")}
+  official = report.format_official(results, report.TASKS, layout="official")
+  assert official.index("A - mAP") < official.index("BB - mAP")
+  assert report.format_official({"a": results["a"]}, layout="side_by_side") == (
+      report.format_official({"a": results["a"]}, layout="official"))
+  side = report.format_official(results, ["matching"], layout="side_by_side", width=200)
+  block_a = "\n\n".join(report.official_blocks("matching", results["a"]["matching"], "a"))
+  block_b = "\n\n".join(report.official_blocks("matching", results["bb"]["matching"], "bb"))
+  width = max(len(line) for line in block_a.splitlines())
+  lines = side.splitlines()[1:]
+  assert [line[:width].rstrip() for line in lines] == block_a.splitlines()
+  assert [line[width + 4:] for line in lines] == block_b.splitlines()
+  wrapped = report.format_official(results, ["matching"], layout="side_by_side", width=width)
+  assert wrapped == report.format_official(results, ["matching"], layout="official")
+  with pytest.raises(ValueError, match="layout"):
+    report.format_official(results, layout="wide")
 
 
 def test_write_results_is_atomic(tmp_path):

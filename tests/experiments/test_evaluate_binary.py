@@ -13,6 +13,7 @@ from PIL import Image
 
 from nhp_jax.errors import CheckpointError, ConfigError, DescriptorError, TaskFileError
 from nhp_jax.evaluation import descriptor_io
+from nhp_jax.evaluation import report
 from nhp_jax.evaluation import runner
 from nhp_jax.evaluation import types
 
@@ -58,7 +59,7 @@ class StandIns:
     return {t: scorer(t) for t in runner.TASKS}
 
 
-def test_descriptor_mode_scores_and_writes_json(dataset, tmp_path, capsys):
+def test_descriptor_mode_scores_and_writes_json(dataset, tmp_path):
   data, descs_dir, descs = dataset
   stand_ins = StandIns()
   out = tmp_path / "out" / "results.json"
@@ -73,8 +74,9 @@ def test_descriptor_mode_scores_and_writes_json(dataset, tmp_path, capsys):
   assert doc["verification"] == 0.45 and doc["details"]["meta"]["split"] == "a"
   assert doc["details"]["meta"]["verification_pairs"] == 120
   assert "wall_time_s" in doc["details"]["retrieval"]
-  printed = capsys.readouterr().out
-  assert "Verification: mAP 0.4500" in printed and "Headline:" in printed
+  printed = report.format_tables(doc)   # what the binary prints
+  assert "Verification task results:" in printed and "Verification: mAP 0.45" in printed
+  assert "Headline:" in printed
   assert os.path.isdir(data / ".nhp_cache" / "tasks")  # generated task files cached by the data
 
 
@@ -115,12 +117,104 @@ def _binary(*args, timeout=240):
                         capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def _one_error_line(proc):
+  """Exit status 2, no traceback, and one line saying what was wrong."""
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("experiments.")]
+  assert len(errors) == 1, proc.stderr
+  return errors[0]
+
+
 def test_binary_reports_bad_input_clearly(dataset):
   data, descs_dir, _ = dataset
   os.remove(descs_dir / "i_three" / "t4.csv")
-  proc = _binary(f"--descriptors_dir={descs_dir}", f"--data_dir={data}")
-  assert proc.returncode != 0
-  assert "DescriptorError" in proc.stderr and "missing 1: i_three/t4.csv" in proc.stderr
+  line = _one_error_line(_binary(f"--descriptors_dir={descs_dir}", f"--data_dir={data}"))
+  assert "DescriptorError" in line and "missing 1: i_three/t4.csv" in line
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dist=L3"], "--dist: expected one of l1, l2 in any case (L2, L1 as the official "
+                    "--dist), found 'L3'"),
+    (["--metric=cosine"], "--metric: expected one of l1, l2"),
+    (["--descr-dir", "x", "--descr-name", "s", "--task=speed"], "--task: expected verification, "
+                                                             "matching, retrieval, found 'speed'"),
+    (["--bogus=1"], "Unknown command line flag 'bogus'"),
+])
+def test_binary_bad_flags_exit_2_with_one_line(args, message):
+  line = _one_error_line(_binary(*args, timeout=60))
+  assert message in line
+
+
+# Parses each argv (JSON list of lists) as the binary would and prints runner.run's arguments
+# or the error: one process for many cases (absl flags are process-global).
+_FLAG_HARNESS = """
+import json, sys
+from absl import flags
+from experiments import evaluate
+from nhp_jax import errors
+out = []
+for argv in json.loads(sys.argv[1]):
+  flags.FLAGS.unparse_flags()
+  try:
+    flags.FLAGS(["evaluate"] + argv)
+    out.append(evaluate.run_arguments())
+  except (errors.NhpError, flags.Error) as e:
+    out.append(str(e))
+print(json.dumps(out))
+"""
+
+
+def test_official_flags_map_to_the_runner():
+  cases = {
+      "dashes": ["--descr-name=sift", "--descr-dir=D", "--task=verification", "--task=retrieval",
+                 "--dist=L2", "--delimiter=;", "--split=full", "--results-dir=R"],
+      "spaces": ["--descr-name", "sift", "--descr-dir", "D", "--task", "matching", "--dist", "l1",
+                 "--results-dir", "R", "--delimiter", ","],
+      "underscores": ["--descr_name=sift", "--descr_dir=D", "--results_dir=R", "--dist=L1",
+                      "--overwrite", "--curve_points=0", "--pcapl=no"],
+      "project": ["--descriptors_dir=D/x", "--tasks=retrieval,matching", "--metric=L2"],
+      "label": ["--descriptors_dir=D/x", "--descr-name=mine", "--metric=l1", "--dist=L1"],
+      "both_tasks": ["--descriptors_dir=D", "--task=matching", "--tasks=matching"],
+      "dist_metric": ["--descriptors_dir=D", "--dist=L1", "--metric=L2"],
+      "bad_delimiter": ["--descriptors_dir=D", "--delimiter=|"],
+      "name_alone": ["--descr-name=sift"],
+      "dir_alone": ["--descr-dir=D"],
+      "two_dirs": ["--descr-dir=D", "--descr-name=s", "--descriptors_dir=E"],
+      "pcapl": ["--descriptors_dir=D", "--pcapl=yes"],
+      "curve_points": ["--descriptors_dir=D", "--curve_points=1"],
+      "n_pairs": ["--descriptors_dir=D", "--n_pairs=0"],
+  }
+  proc = subprocess.run([sys.executable, "-c", _FLAG_HARNESS, json.dumps(list(cases.values()))],
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  got = dict(zip(cases, json.loads(proc.stdout)))
+  dashes = got["dashes"]
+  assert dashes["descriptors_dir"] == os.path.join("D", "sift")
+  assert dashes["descriptor_name"] == "sift" and dashes["results_dir"] == "R"
+  assert dashes["tasks"] == ["verification", "retrieval"] and dashes["metric"] == "l2"
+  assert dashes["split"] == "full"
+  spaces = got["spaces"]
+  assert (spaces["descriptors_dir"], spaces["tasks"], spaces["metric"], spaces["results_dir"]) == (
+      os.path.join("D", "sift"), ["matching"], "l1", "R")
+  under = got["underscores"]
+  assert under["descriptors_dir"] == os.path.join("D", "sift") and under["metric"] == "l1"
+  assert under["overwrite"] is True and under["curve_points"] == 0
+  assert under["tasks"] == list(runner.TASKS)
+  assert got["project"]["tasks"] == ["retrieval", "matching"] and got["project"]["metric"] == "l2"
+  assert got["project"]["descriptor_name"] is None
+  assert got["label"]["descriptors_dir"] == "D/x" and got["label"]["descriptor_name"] == "mine"
+  assert got["label"]["metric"] == "l1"
+  assert got["both_tasks"].startswith("--task and --tasks: expected one of them")
+  assert got["dist_metric"] == ("--dist and --metric: expected the same distance, found "
+                                "--dist=L1 and --metric=L2")
+  assert got["bad_delimiter"] == "--delimiter: expected ',' or ';', found '|'"
+  assert got["name_alone"].startswith("--descr-name=sift: expected --descr-dir")
+  assert got["dir_alone"].startswith("--descr-dir=D: expected --descr-name too")
+  assert got["two_dirs"].startswith("--descr-dir and --descriptors_dir: expected one of them")
+  assert got["pcapl"].startswith("--pcapl: expected 'no'")
+  assert got["curve_points"].startswith("--curve_points: expected 0 (no curves) or at least 2")
+  assert got["n_pairs"].startswith("--n_pairs: expected at least 1 pair")
 
 
 _KERNELS = all(importlib.util.find_spec(f"nhp_jax.evaluation.{m}")
@@ -129,7 +223,8 @@ _KERNELS = all(importlib.util.find_spec(f"nhp_jax.evaluation.{m}")
 
 @pytest.mark.skipif(not _KERNELS, reason="scoring kernels not in this checkout yet")
 def test_unknown_metric_fails_before_reading_anything(tmp_path):
-  with pytest.raises(ConfigError, match="metric: expected one of l1, l2, found 'cosine'"):
+  with pytest.raises(ConfigError, match=r"metric: expected one of l1, l2 in any case \(L2, L1 as "
+                     r"the official --dist\), found 'cosine'"):
     runner.run(descriptors_dir=str(tmp_path / "never_read"), data_dir=str(tmp_path),
                metric="cosine")
 
@@ -145,4 +240,45 @@ def test_binary_end_to_end_with_kernels(dataset, tmp_path):
   for task in runner.TASKS:
     assert 0.0 <= doc[task] <= 1.0
     assert set(doc["details"][task]["levels"]) == {"e", "h", "t"}
-  assert "Retrieval: mAP" in proc.stdout
+  assert "Retrieval task results:" in proc.stdout and "Retrieval: mAP" in proc.stdout
+
+
+@pytest.mark.skipif(not _KERNELS, reason="scoring kernels not in this checkout yet")
+def test_official_flags_cache_and_compare_end_to_end(dataset, tmp_path):
+  """hpatches_eval.py's flags score into --results-dir, a rerun reuses it, compare prints it."""
+  data, descs_dir, _ = dataset
+  results = tmp_path / "results"
+  args = ["--descr-name", descs_dir.name, f"--descr-dir={descs_dir.parent}", "--task=matching",
+          "--task", "retrieval", "--dist=L2", "--delimiter=,", "--split=a",
+          f"--results-dir={results}", f"--data_dir={data}"]
+  first = _binary(*args)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert sorted(os.listdir(results)) == ["descs_matching_a.json", "descs_retrieval_a.json"]
+  again = _binary(*args)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "results of descs, matching task, split a: cached" in again.stderr
+  assert "reading descriptors" not in again.stderr
+  tables = [line for line in first.stdout.splitlines() if line and not line.startswith("split=")]
+  assert [line for line in again.stdout.splitlines() if line in tables] == [
+      line for line in tables if "s)" not in line]  # same tables; timings say "from the cache"
+  png = tmp_path / "cmp.png"
+  cmp = subprocess.run([sys.executable, "-m", "experiments.compare", f"--results-dir={results}",
+                        "--task=matching", "--task=retrieval", f"--plot_out={png}",
+                        f"--json_out={tmp_path / 'cmp.json'}", "descs"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert cmp.returncode == 0, cmp.stderr[-3000:]
+  assert cmp.stdout.splitlines()[0] == "Matching task results:"
+  assert "DESCS - mAP" in cmp.stdout and "Retrieval task results:" in cmp.stdout
+  start = first.stdout.index("Matching task results:")
+  official = first.stdout[start:first.stdout.index("nhp_jax summary")].strip()
+  assert cmp.stdout.strip() == official  # one descriptor: the same tables as evaluate printed
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  numbers = json.loads((tmp_path / "cmp.json").read_text())
+  assert numbers["descriptors"] == ["descs"] and list(numbers["tasks"]) == ["matching", "retrieval"]
+  mean = numbers["tasks"]["matching"]["descs"]["mean"]
+  assert f"{mean:g}" in cmp.stdout.split("DESCS - mAP\n")[1].splitlines()[2].split()
+  missing = subprocess.run([sys.executable, "-m", "experiments.compare",
+                            f"--results-dir={results}", "--descr=descs,other"],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+  line = _one_error_line(missing)
+  assert "descs_verification_a.json: expected the cached verification results" in line

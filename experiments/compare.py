@@ -1,0 +1,126 @@
+"""Compares descriptors from the results cache: the official tables side by side, and a bar figure.
+
+  python -m experiments.compare --results-dir=results --descr=sift,hardnet
+  python -m experiments.compare --results-dir=results sift hardnet tfeat
+  python -m experiments.compare --results-dir=results --descr-name=sift
+      --descr-name=hardnet --task=verification --task=retrieval --split=a
+
+reads `<results-dir>/<descr>_<task>_<split>.json`, written by
+`python -m experiments.evaluate --descr-name=<descr> --results-dir=...`, and
+prints, per task in the order given (default verification, matching,
+retrieval), the tables of the official `hpatches_results.py` for every
+descriptor: its layout, row and column order and digits
+(`--layout=official`: one descriptor below the other, exactly as it
+prints several `--descr-name`; default `side_by_side`: the same blocks
+next to each other). Then draws the benchmark's bar figure (per task, one
+bar per descriptor, Easy/Hard/Tough markers, legend below the axes) to
+`--plot_out` (default `<results-dir>/compare_<a>+<b>_<split>.png`; empty:
+none); `--json_out` gets the printed numbers. Missing or malformed cache entries end with one line naming the
+file, and exit status 2.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from nhp_jax import atomic
+from nhp_jax import errors
+from nhp_jax.evaluation import plots
+from nhp_jax.evaluation import report
+from nhp_jax.evaluation import results_cache
+from nhp_jax.evaluation import summary
+
+PROG = "experiments.compare"
+
+_RESULTS_DIR = flags.DEFINE_string("results_dir", None, "the results cache of "
+                                   "experiments.evaluate --results_dir", required=True)
+_DESCR = flags.DEFINE_list("descr", [], "descriptor names, comma separated (or positional "
+                           "arguments, or --descr_name repeated)")
+_DESCR_NAME = flags.DEFINE_multi_string("descr_name", None, "official form: one descriptor "
+                                        "per flag, repeated")
+_TASK = flags.DEFINE_multi_string("task", None, "task, repeated (default: all three)")
+_SPLIT = flags.DEFINE_string("split", "a", "split the results were computed on")
+_LAYOUT = flags.DEFINE_string("layout", "side_by_side", "official (one descriptor below the "
+                              "other, as hpatches_results.py) or side_by_side")
+_WIDTH = flags.DEFINE_integer("width", 160, "side_by_side: line width the blocks wrap at")
+_PLOT_OUT = flags.DEFINE_string("plot_out", None, "bar figure PNG (default "
+                                "<results_dir>/compare_<names>_<split>.png; empty: none)")
+_JSON_OUT = flags.DEFINE_string("json_out", None, "also write the printed numbers here: "
+                                "{split, tasks: {task: {descriptor: table values}}}")
+_PCAPL = flags.DEFINE_string("pcapl", "no", "official flag; only 'no'")
+
+for _dashed, _name in (("descr-name", "descr_name"), ("results-dir", "results_dir")):
+  flags.DEFINE_alias(_dashed, _name)
+
+
+def _names(argv) -> list[str]:
+  names = list(argv[1:]) + list(_DESCR.value) + list(_DESCR_NAME.value or [])
+  names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+  if not names:
+    raise errors.ConfigError("--descr: expected at least one descriptor name (--descr=a,b, "
+                             "positional names or --descr-name repeated), found none")
+  for name in names:
+    results_cache.check_name(name, "--descr")
+  return names
+
+
+def _tasks() -> list[str]:
+  tasks = [t.strip().lower() for value in (_TASK.value or summary.TASKS)
+           for t in value.split(",")]
+  bad = [t for t in tasks if t not in summary.TASKS]
+  if bad or not tasks:
+    raise errors.ConfigError(f"--task: expected {', '.join(summary.TASKS)}, found "
+                             f"{', '.join(repr(t) for t in bad) or 'none'}")
+  return list(dict.fromkeys(tasks))
+
+
+def fail(message: str) -> None:
+  """Bad input: one line on stderr, exit status 2."""
+  print(f"{PROG}: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, with a flag error reported as one line and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(e)
+    raise  # unreachable: fail exits
+
+
+def main(argv):
+  try:
+    names, tasks = _names(argv), _tasks()
+    if _LAYOUT.value not in report.LAYOUTS:
+      raise errors.ConfigError(f"--layout: expected one of {', '.join(report.LAYOUTS)}, "
+                               f"found {_LAYOUT.value!r}")
+    if _WIDTH.value < 20:
+      raise errors.ConfigError(f"--width: expected at least 20 characters, found {_WIDTH.value}")
+    if _PCAPL.value != "no":
+      raise errors.ConfigError(f"--pcapl: expected 'no' (PCA/power-law results are not "
+                               f"computed), found {_PCAPL.value!r}")
+    results = results_cache.load_results(_RESULTS_DIR.value, names, tasks, _SPLIT.value)
+  except errors.NhpError as e:
+    fail(f"{type(e).__name__}: {e}")
+  print(report.format_official(results, tasks, layout=_LAYOUT.value, width=_WIDTH.value),
+        end="", flush=True)
+  plot_out = _PLOT_OUT.value
+  if plot_out is None:
+    plot_out = os.path.join(_RESULTS_DIR.value, f"compare_{'+'.join(names)}_{_SPLIT.value}.png")
+  if _JSON_OUT.value:
+    atomic.write_json(_JSON_OUT.value, {
+        "split": _SPLIT.value, "descriptors": names,
+        "tasks": {t: {n: summary.official_numbers(t, results[n][t]) for n in names}
+                  for t in tasks}})
+  if plot_out:
+    plots.plot_benchmark_bars(results, plot_out, tasks=tasks,
+                              title=f"HPatches split {_SPLIT.value}")
+    logging.info("wrote %s", plot_out)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=parse_flags)
