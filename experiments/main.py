@@ -1,8 +1,17 @@
-"""The main job: embedded dataset -> denoiser -> descriptor (-> joint fine-tuning) -> benchmarks.
+"""The main job: dataset -> denoiser -> descriptor (-> joint fine-tuning) -> benchmarks -> model.
 
-Runs a pipeline end to end at a small scale (minutes on a laptop CPU): builds
-(or reuses) the embedded synthetic dataset, trains each stage of the pipeline
-config for a few hundred steps, then scores on the test split.
+Runs a pipeline end to end: builds (or reuses) the embedded synthetic
+dataset unless --data_dir is given, trains each stage of the pipeline
+config, scores on the test split and exports the pipeline's model.
+
+Scales (`--scale`, `experiments/configs/pipelines.py`):
+  main      (default) a few hundred steps per stage, minutes on a laptop CPU
+            (`pipelines.DEFAULTS`), on the embedded `small` set, 100,000
+            generated pairs per verification file;
+  full      every stage config's own settings (the seed's epochs, every
+            train label; a GPU/TPU job, meant for --data_dir=N-HPatches),
+            the official 1,000,000 pairs. The scale flags below override
+            either scale field by field.
 
 Pipelines (`--pipeline`, stage settings in `experiments/configs/pipelines.py`):
   best      (default, `experiments/configs/best.py`): DnCNN pretrained on
@@ -13,19 +22,27 @@ Pipelines (`--pipeline`, stage settings in `experiments/configs/pipelines.py`):
   baseline  (`experiments/configs/pipeline_baseline.py`): the seed's shallow
             UNet and L2-Net with random triplets; headline: denoised input.
 Either way the separately trained descriptor is also scored with noisy,
-denoised and clean inputs (the seed's Fig. 4 table). Every stage resumes:
-rerun the same command after an interruption and finished stages are skipped.
+denoised and clean inputs (the seed's Fig. 4 table). Writes, into --workdir:
+results.json (headline: the pipeline's own column), results.md (the table),
+results.png (a bar chart of it) and `model`, the headline model as one
+portable file (`nhp_jax.load("<workdir>/model")`; the fine-tuned pair for
+best and fast, the separately trained pair for baseline). Every stage
+resumes: rerun the same command after an interruption and finished stages
+are skipped.
 
   bash run.sh main                                   # what the README's first command runs
   python -m experiments.main --workdir=workdirs/main --size=small
   python -m experiments.main --pipeline=baseline --workdir=workdirs/main_baseline
   python -m experiments.main --data_dir=DATA --denoiser_epochs=50 --descriptor_epochs=20
   python -m experiments.main --workdir=workdirs/main_bf16 --dtype=bfloat16 --seed=1
+  python -m experiments.main --scale=full --data_dir=N-HPatches --workdir=workdirs/full \
+      --tasks_dir=hpatches-benchmark/tasks
 
 Numbers on the embedded dataset are synthetic-data results, not N-HPatches ones.
 """
 
 import os
+import sys
 
 from absl import app, flags, logging
 
@@ -36,11 +53,18 @@ _PIPELINE = flags.DEFINE_enum("pipeline", "best", list(pipelines.PIPELINES),
                               "which pipeline config")
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/main", "run folder: one subfolder per "
                                "stage (pretrain/, denoiser/, descriptor/, joint/), "
-                               "results.json, results.md")
+                               "results.json, results.md, results.png and the exported model")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "N-HPatches or HPatches root; absent: "
                                 "the embedded synthetic dataset of --size")
-_SIZE = flags.DEFINE_enum("size", "small", ["smoke", "small", "medium", "large"],
-                          "embedded dataset size when --data_dir is absent")
+_SIZE = flags.DEFINE_enum("size", None, ["smoke", "small", "medium", "large"],
+                          "embedded dataset size when --data_dir is absent; default: small "
+                          "at --scale=main, the configs' own (medium) at --scale=full")
+_SCALE = flags.DEFINE_enum("scale", "main", ["main", "full"],
+                           "main: each stage shortened to minutes on a CPU; full: every stage "
+                           "config's own settings (experiments/configs/pipelines.py)")
+_TASKS_DIR = flags.DEFINE_string("tasks_dir", None, "folder with the official task CSVs "
+                                 "(and/or splits.json) to score with; what it lacks is "
+                                 "generated as the official generators do")
 _TRAIN_LABELS = flags.DEFINE_integer(
     "train_labels", None, "train labels (x16 patches) the denoiser sees per epoch; 0: all")
 _DENOISER_EPOCHS = flags.DEFINE_integer("denoiser_epochs", None, "denoiser epochs")
@@ -58,13 +82,19 @@ _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                            "losses stay float32)")
 _SEED = flags.DEFINE_integer("seed", 0, "seed of every stage (initialisation, sampling, "
                              "dropout)")
-_N_PAIRS = flags.DEFINE_integer("n_pairs", 100_000, "pairs per generated verification file "
-                                "(the official benchmark uses 1,000,000)")
+_N_PAIRS = flags.DEFINE_integer("n_pairs", None, "pairs per generated verification file; "
+                                "default: 100,000 at --scale=main, the official 1,000,000 at "
+                                "--scale=full")
+MAIN_N_PAIRS = 100_000
+MODEL_FILE = "model"      # <workdir>/model: the headline model, `nhp_jax.load`-able
+RESULTS_PNG = "results.png"
+
+
 def stage_configs():
   """The pipeline's stage configs from the flags, and the stages it has, in order."""
-  # Scale flags left unset take the pipeline's main-job defaults (pipelines.DEFAULTS).
+  # Scale flags left unset take the scale's value (pipelines.DEFAULTS, or the configs' own).
   c = pipelines.pipeline_config(
-      _PIPELINE.value, _SIZE.value, train_labels=_TRAIN_LABELS.value,
+      _PIPELINE.value, _SIZE.value, _SCALE.value, train_labels=_TRAIN_LABELS.value,
       denoiser_epochs=_DENOISER_EPOCHS.value, triplets_per_epoch=_TRIPLETS.value,
       descriptor_epochs=_DESCRIPTOR_EPOCHS.value,
       joint_examples_per_epoch=_JOINT_EXAMPLES.value, joint_epochs=_JOINT_EPOCHS.value,
@@ -75,19 +105,36 @@ def stage_configs():
   return c, stages
 
 
+def n_pairs() -> int:
+  """Pairs per generated verification file: the flag, else the scale's default."""
+  if _N_PAIRS.value is not None:
+    return _N_PAIRS.value
+  # pylint: disable-next=g-import-not-at-top
+  from nhp_jax.evaluation import task_files
+  return MAIN_N_PAIRS if _SCALE.value == "main" else task_files.OFFICIAL_N_PAIRS
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _TASKS_DIR.value is not None and not os.path.isdir(_TASKS_DIR.value):
+    # Found now, not after the training it would be scored at the end of.
+    sys.stderr.write(f"main: error: --tasks_dir={_TASKS_DIR.value}: expected a folder of task "
+                     f"CSVs, found {'a file' if os.path.exists(_TASKS_DIR.value) else 'nothing'}"
+                     f"\n")
+    sys.exit(2)
   workdir = os.path.abspath(_WORKDIR.value)
   dirs = {stage: os.path.join(workdir, stage) for stage in pipelines.STAGES}
   c, stages = stage_configs()
   # Backend set-up for the stages' batches, before anything starts JAX's backend.
   platform.setup(batch_sizes=[c[s].training.batch_size for s in stages],
                  distributed=any(c[s].parallel.distributed for s in stages))
-  from nhp_jax import atomic
-  from nhp_jax.evaluation import from_checkpoints, report
+  # pylint: disable=g-import-not-at-top
+  from nhp_jax import api, atomic
+  from nhp_jax.evaluation import from_checkpoints, plots, report
   from nhp_jax.train import loop
 
+  logging.info("pipeline %s at scale %s: %s", c.name, _SCALE.value, pipelines.settings(c))
   if "pretrain" in c:
     c.denoiser.transfer.pretrained_workdir = dirs["pretrain"]
   if "joint" in c:
@@ -99,7 +146,8 @@ def main(argv):
   if not platform.is_writer():   # a multi-process job scores and writes on process 0
     return
   logging.info("[%d/%d] evaluation", len(stages) + 1, len(stages) + 1)
-  kw = {"split": c.descriptor.data.split, "data_dir": _DATA_DIR.value, "n_pairs": _N_PAIRS.value}
+  kw = {"split": c.descriptor.data.split, "data_dir": _DATA_DIR.value,
+        "tasks_dir": _TASKS_DIR.value, "n_pairs": n_pairs()}
   doc = from_checkpoints.evaluate_workdir(workdir, **kw)
   inputs = dict(doc["details"]["inputs"])
   if "joint" in c:   # the pipeline's own descriptor: noisy patches through the fine-tuned pair
@@ -111,12 +159,21 @@ def main(argv):
   report.write_results(os.path.join(workdir, "results.json"), doc)
   table = from_checkpoints.comparison_table(inputs)
   print(table, end="", flush=True)
+  data = _DATA_DIR.value or f"embedded {c.descriptor.data.embedded_size}"
+  plots.plot_map_bars({kind: [float(sub[t]) for t in report.TASKS] for kind, sub in inputs.items()},
+                      os.path.join(workdir, RESULTS_PNG),
+                      title=f"Pipeline {c.name}, split {kw['split']}, data "
+                      f"{os.path.basename(os.path.normpath(data))}")
   atomic.write_text(os.path.join(workdir, "results.md"),
-                    f"Pipeline {c.name}, split {kw['split']}, data "
-                    f"{_DATA_DIR.value or 'embedded ' + _SIZE.value}; columns noisy / denoised / "
-                    f"clean: the separately trained descriptor"
+                    f"Pipeline {c.name}, split {kw['split']}, data {data}; columns noisy / "
+                    f"denoised / clean: the separately trained descriptor"
                     + ("; joint: the fine-tuned pair from noisy patches" if "joint" in c else "")
-                    + "\n\n" + table)
+                    + f"\n\n![mAP per task]({RESULTS_PNG})\n\n" + table)
+  # The headline model as one file: the fine-tuned pair, or the separately trained one.
+  model = api.load(dirs["joint"] if "joint" in c else workdir)
+  manifest = model.export(os.path.join(workdir, MODEL_FILE))
+  logging.info("wrote %s (kind %s, sha256 %s)", os.path.join(workdir, MODEL_FILE), model.kind,
+               manifest["variables_sha256"])
 
 
 if __name__ == "__main__":

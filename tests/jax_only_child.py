@@ -1,6 +1,6 @@
 """The JAX-only core's run paths, in a process that cannot import TensorFlow.
 
-  python -m tests.jax_only_child RUN_FOLDER DESCRIPTORS_DIR OUT_DIR
+  python -m tests.jax_only_child RUN_FOLDER DESCRIPTORS_DIR OUT_DIR MODEL_FILE
 
 run by tests/test_jax_only.py with its `sitecustomize.py` blocker on
 PYTHONPATH (so `import tensorflow` fails as on a machine without it). It
@@ -9,8 +9,9 @@ kind and one eval step of each kind on random arrays, saves and restores a
 checkpoint, restores RUN_FOLDER (denoiser/ + descriptor/, trained by the test)
 and describes patches with it, scores RUN_FOLDER through the evaluator and
 DESCRIPTORS_DIR (an `export_descriptors` folder of the embedded dataset's test
-split) through the descriptor-folder mode, then checks that no TensorFlow
-module was loaded.
+split) through the descriptor-folder mode, runs the public API (`nhp_jax.load`
+of RUN_FOLDER and of MODEL_FILE, an `export_model` file of it; describe,
+denoise, `nhp_jax.evaluate`), then checks that no TensorFlow module was loaded.
 """
 
 import importlib
@@ -25,6 +26,7 @@ import numpy as np
 # The modules that must import without TensorFlow (the tf.data pipelines, the
 # TFDS builder, the task adapters over them and the loop are the exceptions).
 MODULES = (
+    "nhp_jax", "nhp_jax.api", "nhp_jax.model_file",
     "nhp_jax.atomic", "nhp_jax.errors", "nhp_jax.inference", "nhp_jax.losses",
     "nhp_jax.resources", "nhp_jax.models", "nhp_jax.models.denoise_describe",
     "nhp_jax.models.dncnn", "nhp_jax.models.fast_conv", "nhp_jax.models.l2net",
@@ -164,13 +166,33 @@ def scoring(run_folder: str, descriptors_dir: str, out_dir: str) -> None:
     assert 0.0 <= doc[task] <= 1.0, (task, doc[task])
 
 
-def main(run_folder: str, descriptors_dir: str, out_dir: str) -> None:
+def public_api(run_folder: str, model_path: str) -> None:
+  """nhp_jax.load of the run folder and of its exported file: the same outputs; evaluate."""
+  # pylint: disable=g-import-not-at-top
+  import nhp_jax
+  from nhp_jax.data import cache, embedded
+
+  from_run, from_file = nhp_jax.load(run_folder), nhp_jax.load(model_path)
+  assert from_run.kind == from_file.kind == "pair" and from_run.digest == from_file.digest
+  data_dir = embedded.embedded_data_dir(size="smoke", seed=0)
+  test = cache.load_split(data_dir, split="a", subset="test")
+  patches = test.noisy.reshape(-1, 32, 32)
+  descs = from_file.describe(patches)
+  np.testing.assert_array_equal(descs, from_run.describe(patches))
+  np.testing.assert_array_equal(from_file.denoise(patches[:8]), from_run.denoise(patches[:8]))
+  doc = nhp_jax.evaluate(descs, test, data_dir=data_dir, n_pairs=100)
+  for task in ("verification", "matching", "retrieval"):
+    assert 0.0 <= doc[task] <= 1.0, (task, doc[task])
+
+
+def main(run_folder: str, descriptors_dir: str, out_dir: str, model_path: str) -> None:
   _check_blocker()
   for name in MODULES:
     importlib.import_module(name)
   models_and_steps(out_dir)
   inference_from_run_folder(run_folder)
   scoring(run_folder, descriptors_dir, out_dir)
+  public_api(run_folder, model_path)
   loaded = sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED)
   assert "tensorflow" not in sys.modules and not loaded, loaded
   with open(os.path.join(out_dir, "child_done.json"), "w") as f:

@@ -7,7 +7,8 @@ use it. This test trains a tiny run folder here (TensorFlow available), then
 runs those paths in subprocesses that cannot import TensorFlow, TFDS,
 TensorBoard, tf_keras or clu (`tests/tf_blocker.py`): the
 `export_descriptors` binary as a user runs it (it also generates and decodes
-the embedded data there), then `tests/jax_only_child.py`: every step kind,
+the embedded data there) and `export_model`, then `tests/jax_only_child.py`: the
+public API (`nhp_jax.load`, `describe`, `evaluate`), every step kind,
 checkpoints, inference, and the evaluator on the run folder (what
 `evaluate --workdir` calls) and on the exported descriptor folder. The step
 benchmarks and `eval_speed` run without TensorFlow in
@@ -81,8 +82,11 @@ def test_restore_score_and_export_without_tensorflow(run_folder, blocked_env, tm
   _run(env, "-m", "experiments.export_descriptors", f"--workdir={run_folder}",
        f"--out_dir={descs}", "--input=denoised")
   assert all(len(os.listdir(descs / s)) == 16 for s in os.listdir(descs)) and os.listdir(descs)
-  # Modules, models, every step kind, checkpoints, inference and both evaluator modes.
+  # The model export binary, then modules, models, every step kind, checkpoints,
+  # inference, both evaluator modes and the public API (nhp_jax.load / evaluate).
+  model = tmp_path / "model.nhp"
+  _run(env, "-m", "experiments.export_model", f"--workdir={run_folder}", f"--out={model}")
   out = tmp_path / "child"
   out.mkdir()
-  _run(env, "-m", "tests.jax_only_child", str(run_folder), str(descs), str(out))
+  _run(env, "-m", "tests.jax_only_child", str(run_folder), str(descs), str(out), str(model))
   assert (out / "child_done.json").is_file()

@@ -1,10 +1,12 @@
-"""The pipelines the main job runs (`experiments.main --pipeline`), at the main job's scale.
+"""The pipelines the main job runs (`experiments.main --pipeline`), at its two scales.
 
 A pipeline config holds one full experiment config per stage, in `STAGES`
 order: `pretrain` (a DnCNN on AWGN, for a DnCNN + transfer denoiser),
 `denoiser`, `descriptor` and, for pipelines that fine-tune both end to end,
-`joint`. `DEFAULTS` gives each pipeline's main-job scale (a few minutes per
-stage on a laptop CPU).
+`joint`. Two scales (`SCALES`): "main", `DEFAULTS`, each pipeline's main-job
+scale (a few minutes per stage on a laptop CPU, what `bash run.sh main`
+runs), and "full", every stage config's own settings (`settings`), what
+`experiments.main --scale=full` trains on N-HPatches on a GPU or TPU.
 """
 
 import importlib
@@ -16,6 +18,9 @@ PIPELINES = {"best": "experiments.configs.best",                     # the defau
              "baseline": "experiments.configs.pipeline_baseline"}    # the seed's Fig. 4
 STAGES = ("pretrain", "denoiser", "descriptor", "joint")
 
+SCALES = ("main", "full")
+SCALE_FIELDS = ("train_labels", "denoiser_epochs", "triplets_per_epoch", "descriptor_epochs",
+                "joint_examples_per_epoch", "joint_epochs", "pretrain_crops", "pretrain_epochs")
 _COMMON = {"train_labels": 600, "denoiser_epochs": 2, "triplets_per_epoch": 10_000,
            "descriptor_epochs": 2, "joint_examples_per_epoch": 3_200, "joint_epochs": 2,
            "pretrain_crops": 100, "pretrain_epochs": 2}
@@ -25,25 +30,58 @@ _COMMON = {"train_labels": 600, "denoiser_epochs": 2, "triplets_per_epoch": 10_0
 DEFAULTS = {"best": {**_COMMON, "train_labels": 200, "joint_epochs": 1},
             "fast": _COMMON,
             "baseline": _COMMON}
+# The embedded dataset of the main scale when no size is given.
+MAIN_SIZE = "small"
 
 
-def pipeline_config(pipeline: str, size: str, **scale) -> ml_collections.ConfigDict:
-  """The stage configs of `pipeline`, shortened to the main job's scale.
+def settings(c: ml_collections.ConfigDict) -> dict[str, int]:
+  """The scale fields of a pipeline config as its stages hold them (stages it lacks: absent)."""
+  s = {"train_labels": c.denoiser.data.max_train_labels,
+       "denoiser_epochs": c.denoiser.training.num_epochs,
+       "triplets_per_epoch": c.descriptor.descriptor.triplets_per_epoch,
+       "descriptor_epochs": c.descriptor.training.num_epochs}
+  if "pretrain" in c:
+    s.update(pretrain_crops=c.pretrain.awgn.train_crops,
+             pretrain_epochs=c.pretrain.training.num_epochs)
+  if "joint" in c:
+    s.update(joint_examples_per_epoch=c.joint.descriptor.triplets_per_epoch,
+             joint_epochs=c.joint.training.num_epochs)
+  return s
+
+
+def pipeline_config(pipeline: str, size: str | None = None, scale: str = "main",
+                    **overrides) -> ml_collections.ConfigDict:
+  """The stage configs of `pipeline` at a scale.
 
   Args:
     pipeline: a key of `PIPELINES`.
-    size: embedded dataset size ("smoke" also picks the configs' smoke variants).
-    **scale: overrides of `DEFAULTS[pipeline]` (None: the default):
-      train_labels (the denoiser's `data.max_train_labels`, 0: all),
-      denoiser_epochs, triplets_per_epoch (the descriptor's triplets or
-      pairs), descriptor_epochs, joint_examples_per_epoch, joint_epochs,
-      pretrain_crops (AWGN crops x16 views), pretrain_epochs.
+    size: embedded dataset size, used where no data folder is given
+      ("smoke" also picks the configs' smoke variants); None: `MAIN_SIZE`
+      at the main scale, the configs' own (`embedded_size`, "medium") at full.
+    scale: "main": `DEFAULTS[pipeline]`, a few minutes per stage on a laptop
+      CPU, progress every 50 steps; "full": every stage config's own
+      settings (the seed's epochs, every train label: a GPU/TPU job).
+    **overrides: scale fields (`SCALE_FIELDS`) replacing the scale's value
+      (None: keep it): train_labels (the denoiser's `data.max_train_labels`,
+      0: all), denoiser_epochs, triplets_per_epoch (the descriptor's
+      triplets or pairs), descriptor_epochs, joint_examples_per_epoch,
+      joint_epochs, pretrain_crops (AWGN crops x16 views), pretrain_epochs.
+
+  Raises:
+    ValueError: an unknown pipeline, scale or scale field.
   """
-  unknown = sorted(set(scale) - set(_COMMON))
+  unknown = sorted(set(overrides) - set(SCALE_FIELDS))
   if unknown:
-    raise ValueError(f"unknown main-job scale fields {unknown}; known: {sorted(_COMMON)}")
-  s = {**DEFAULTS[pipeline], **{k: v for k, v in scale.items() if v is not None}}
+    raise ValueError(f"unknown main-job scale fields {unknown}; known: {sorted(SCALE_FIELDS)}")
+  if scale not in SCALES:
+    raise ValueError(f"scale: expected one of {', '.join(SCALES)}, found {scale!r}")
+  if pipeline not in PIPELINES:
+    raise ValueError(f"pipeline: expected one of {', '.join(PIPELINES)}, found {pipeline!r}")
+  if size is None and scale == "main":
+    size = MAIN_SIZE
   c = importlib.import_module(PIPELINES[pipeline]).get_config("smoke" if size == "smoke" else "")
+  s = {**(DEFAULTS[pipeline] if scale == "main" else settings(c)),
+       **{k: v for k, v in overrides.items() if v is not None}}
   if "pretrain" in c:
     c.pretrain.awgn.train_crops = s["pretrain_crops"]
     c.pretrain.training.num_epochs = s["pretrain_epochs"]
@@ -56,7 +94,8 @@ def pipeline_config(pipeline: str, size: str, **scale) -> ml_collections.ConfigD
     c.joint.training.num_epochs = s["joint_epochs"]
   for stage in STAGES:
     if stage in c:
-      if "data" in c[stage]:
+      if "data" in c[stage] and size is not None:
         c[stage].data.embedded_size = size
-      c[stage].training.log_every = 50
+      if scale == "main":
+        c[stage].training.log_every = 50
   return c

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,10 +60,33 @@ def test_main_job_smoke_writes_table_and_json(tmp_path):
   exported = json.loads(exported.read_text())
   for task in ("verification", "matching", "retrieval"):
     assert exported[task] == pytest.approx(doc[task], abs=1e-6)
+  _check_exported_model(workdir, inputs["joint"], descs)
+  assert (workdir / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert "![mAP per task](results.png)" in (workdir / "results.md").read_text()
   # A rerun finds every training finished and only scores again.
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stderr.count("resumed from") == 4   # pretrain, denoiser, descriptor, joint
+
+
+def _check_exported_model(workdir, joint_column, joint_csv):
+  """<workdir>/model is the fine-tuned pair: bit for bit the descriptors the joint column
+  scored (as `export_descriptors` wrote them, 9 digits: float32 exactly), and its scores."""
+  # pylint: disable=g-import-not-at-top
+  import nhp_jax
+  from nhp_jax.data import cache, embedded
+  from nhp_jax.evaluation import descriptor_io
+  model = nhp_jax.load(workdir / "model")
+  assert model.kind == "joint"
+  assert model.networks["joint"].source["workdir"] == str(workdir / "joint")
+  data_dir = embedded.ensure_embedded(size="smoke")
+  test = cache.load_split(data_dir, split="a", subset="test")
+  descs = model.describe(test.noisy.reshape(-1, 32, 32))
+  exported = descriptor_io.read_descriptor_folder(joint_csv, test.sequences)
+  np.testing.assert_array_equal(descs, exported.descs.reshape(descs.shape))
+  doc = nhp_jax.evaluate(descs, test, data_dir=data_dir, n_pairs=2000)
+  for task in ("verification", "matching", "retrieval"):
+    assert doc[task] == pytest.approx(joint_column[task], abs=1e-12)
 
 
 @pytest.mark.parametrize("pipeline", ["best", "fast", "baseline"])
@@ -93,6 +117,28 @@ def test_pipeline_configs_validate_at_every_size(pipeline):
     pipelines.pipeline_config(pipeline, "small", epochs=3)
 
 
+@pytest.mark.parametrize("pipeline", ["best", "fast", "baseline"])
+def test_full_scale_is_the_configs_own(pipeline):
+  import importlib  # pylint: disable=g-import-not-at-top
+  from experiments.configs import pipelines
+  from nhp_jax.train import config_validation
+  own = importlib.import_module(pipelines.PIPELINES[pipeline]).get_config("")
+  full = pipelines.pipeline_config(pipeline, scale="full")
+  main = pipelines.pipeline_config(pipeline)
+  assert pipelines.settings(full) == pipelines.settings(own) != pipelines.settings(main)
+  assert pipelines.settings(main) == {k: v for k, v in pipelines.DEFAULTS[pipeline].items()
+                                      if k in pipelines.settings(main)}
+  for stage in pipelines.STAGES:
+    if stage in full:
+      assert full[stage].to_dict() == own[stage].to_dict()   # nothing else changed either
+      if "data" in full[stage]:
+        assert main[stage].data.embedded_size == pipelines.MAIN_SIZE
+  longer = pipelines.pipeline_config(pipeline, scale="full", descriptor_epochs=3)
+  assert pipelines.settings(longer)["descriptor_epochs"] == 3
+  with pytest.raises(ValueError, match="scale: expected one of main, full, found 'huge'"):
+    pipelines.pipeline_config(pipeline, scale="huge")
+
+
 _STAGE_SETTINGS = """
 import json, sys
 from absl import flags
@@ -115,3 +161,75 @@ def test_dtype_and_seed_flags_reach_every_stage():
       s: ["bfloat16", 7] for s in ("pretrain", "denoiser", "descriptor", "joint")}
   assert settings("--pipeline=baseline") == {s: ["float32", 0]
                                              for s in ("denoiser", "descriptor")}
+
+
+# main() with training, scoring and loading replaced by recorders: what each stage and the
+# scoring get, and which run the exported model comes from. Prints the record as JSON.
+_WIRING = """
+import json, sys
+from absl import flags
+from experiments import main
+from nhp_jax import api
+from nhp_jax.evaluation import from_checkpoints
+from nhp_jax.train import loop
+calls = {"train": {}, "evaluate": [], "load": None, "export": None}
+def train(config, workdir, data_dir):
+  calls["train"][workdir.rsplit("/", 1)[1]] = [config.training.num_epochs, data_dir]
+def evaluate(workdir, **kw):
+  calls["evaluate"].append(dict(kw, workdir=workdir))
+  sub = {"verification": 0.5, "matching": 0.25, "retrieval": 0.75}
+  return dict(sub, details={"inputs": {k: sub for k in kw.get("inputs", ("noisy", "denoised"))}})
+class Model:
+  kind = "recorded"
+  def export(self, path):
+    calls["export"] = path
+    return {"variables_sha256": "0" * 64}
+def load(path):
+  calls["load"] = path
+  return Model()
+loop.train_and_evaluate, from_checkpoints.evaluate_workdir, api.load = train, evaluate, load
+flags.FLAGS(sys.argv)
+main.main(["main"])
+print(json.dumps(calls))
+"""
+
+
+def test_flags_reach_the_stages_the_scoring_and_the_export(tmp_path):
+  def wiring(*flags):
+    proc = subprocess.run([sys.executable, "-c", _WIRING, f"--workdir={tmp_path}", *flags],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+  from experiments.configs import best  # pylint: disable=g-import-not-at-top
+  own = best.get_config("")
+  tasks_dir = tmp_path / "official_tasks"
+  tasks_dir.mkdir()
+  calls = wiring("--scale=full", f"--tasks_dir={tasks_dir}", "--data_dir=/data/nhp")
+  assert calls["train"] == {
+      "pretrain": [own.pretrain.training.num_epochs, "/data/nhp"],
+      "denoiser": [own.denoiser.training.num_epochs, "/data/nhp"],
+      "descriptor": [own.descriptor.training.num_epochs, "/data/nhp"],
+      "joint": [own.joint.training.num_epochs, "/data/nhp"]}
+  assert [c["workdir"] for c in calls["evaluate"]] == [str(tmp_path), None]
+  for c in calls["evaluate"]:
+    assert (c["tasks_dir"], c["data_dir"], c["n_pairs"], c["split"]) == (
+        str(tasks_dir), "/data/nhp", 1_000_000, "a")
+  assert calls["evaluate"][1]["descriptor_workdir"] == str(tmp_path / "joint")
+  assert calls["load"] == str(tmp_path / "joint")        # the fine-tuned pair
+  assert calls["export"] == str(tmp_path / "model")
+  assert (tmp_path / "results.png").is_file() and (tmp_path / "results.json").is_file()
+
+  proc = subprocess.run([sys.executable, "-m", "experiments.main", f"--workdir={tmp_path}",
+                         f"--tasks_dir={tmp_path / 'no_tasks'}"], cwd=REPO, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  assert proc.stderr.strip().splitlines()[-1] == (
+      f"main: error: --tasks_dir={tmp_path / 'no_tasks'}: expected a folder of task CSVs, "
+      f"found nothing")
+
+  calls = wiring("--pipeline=baseline", "--denoiser_epochs=5")
+  assert calls["train"] == {"denoiser": [5, None], "descriptor": [2, None]}   # main scale
+  assert [(c["workdir"], c["tasks_dir"], c["n_pairs"]) for c in calls["evaluate"]] == [
+      (str(tmp_path), None, 100_000)]
+  assert calls["load"] == str(tmp_path)                  # the separately trained pair
