@@ -20,12 +20,11 @@ file, and exit status 2.
 """
 
 import os
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import cli
 from nhp_jax import atomic
 from nhp_jax import errors
 from nhp_jax.evaluation import plots
@@ -33,7 +32,6 @@ from nhp_jax.evaluation import report
 from nhp_jax.evaluation import results_cache
 from nhp_jax.evaluation import summary
 
-PROG = "experiments.compare"
 
 _RESULTS_DIR = flags.DEFINE_string("results_dir", None, "the results cache of "
                                    "experiments.evaluate --results_dir", required=True)
@@ -77,21 +75,6 @@ def _tasks() -> list[str]:
   return list(dict.fromkeys(tasks))
 
 
-def fail(message: str) -> None:
-  """Bad input: one line on stderr, exit status 2."""
-  print(f"{PROG}: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
-  sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's parsing, with a flag error reported as one line and exit status 2."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    fail(e)
-    raise  # unreachable: fail exits
-
-
 def main(argv):
   try:
     names, tasks = _names(argv), _tasks()
@@ -105,7 +88,7 @@ def main(argv):
                                f"computed), found {_PCAPL.value!r}")
     results = results_cache.load_results(_RESULTS_DIR.value, names, tasks, _SPLIT.value)
   except errors.NhpError as e:
-    fail(f"{type(e).__name__}: {e}")
+    cli.fail(f"{type(e).__name__}: {e}")
   print(report.format_official(results, tasks, layout=_LAYOUT.value, width=_WIDTH.value),
         end="", flush=True)
   plot_out = _PLOT_OUT.value
@@ -123,4 +106,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main)

@@ -44,18 +44,16 @@ summary; `--json_out` gets {"verification", "matching", "retrieval",
 """
 
 import os
-import sys
 
-from absl import app
 from absl import flags
 
+from experiments import cli
 from nhp_jax import errors
 from nhp_jax import platform
 from nhp_jax.evaluation import report
 from nhp_jax.evaluation import runner
 from nhp_jax.evaluation import task_files
 
-PROG = "experiments.evaluate"
 
 _DESCRIPTORS_DIR = flags.DEFINE_string(
     "descriptors_dir", None, "descriptor folder <seq>/<image>.csv to score")
@@ -177,34 +175,19 @@ def run_arguments() -> dict:
               overwrite=_OVERWRITE.value, curve_points=_CURVE_POINTS.value)
 
 
-def fail(message: str) -> None:
-  """Bad input: one line on stderr, exit status 2."""
-  print(f"{PROG}: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
-  sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's parsing, with a flag error reported as one line and exit status 2."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    fail(e)
-    raise  # unreachable: fail exits
-
-
 def main(argv):
   if len(argv) > 1:
-    fail(f"unexpected arguments: expected only --flags, found {' '.join(argv[1:])}")
+    cli.fail(f"unexpected arguments: expected only --flags, found {' '.join(argv[1:])}")
   try:
     kwargs = run_arguments()
     # On a CPU one XLA host device per core: inference splits every block over them.
     platform.setup()
     doc = runner.run(**kwargs)
   except errors.NhpError as e:
-    fail(f"{type(e).__name__}: {e}")
+    cli.fail(f"{type(e).__name__}: {e}")
   if kwargs["descriptors_dir"] is not None:  # checkpoint mode prints its own tables
     print(report.format_tables(doc), end="", flush=True)
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main)

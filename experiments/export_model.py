@@ -16,11 +16,10 @@ prints one `export_model: error: ...` line and exits with status 2.
 """
 
 import os
-import sys
 
-from absl import app
 from absl import flags
 
+from experiments import cli
 from nhp_jax import platform
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "run folder (denoiser/ + descriptor/), joint "
@@ -30,36 +29,29 @@ _STEP = flags.DEFINE_string("step", "best", "checkpoint: best, latest or a step 
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace an existing --out file")
 
 
-def _fail(message: str) -> None:
-  one_line = " ".join(message.split())
-  sys.stderr.write(f"export_model: error: {one_line}\n")
-  sys.stderr.flush()
-  sys.exit(2)
-
-
 def _check_flags() -> None:
   """Flag problems, found before JAX starts."""
   if not _WORKDIR.value:
-    _fail("--workdir: expected a run folder, joint workdir or descriptor workdir, found no flag")
+    cli.fail("--workdir: expected a run folder, joint workdir or descriptor workdir, found no flag")
   if not _OUT.value:
-    _fail("--out: expected the model file to write, found no flag")
+    cli.fail("--out: expected the model file to write, found no flag")
   if not os.path.isdir(_WORKDIR.value):
     found = "a file" if os.path.isfile(_WORKDIR.value) else "nothing"
-    _fail(f"--workdir={_WORKDIR.value}: expected a run folder, joint workdir or descriptor "
+    cli.fail(f"--workdir={_WORKDIR.value}: expected a run folder, joint workdir or descriptor "
           f"workdir, found {found} there")
   if os.path.isdir(_OUT.value):
-    _fail(f"--out={_OUT.value}: expected a file path, found a folder")
+    cli.fail(f"--out={_OUT.value}: expected a file path, found a folder")
   if os.path.exists(_OUT.value) and not _OVERWRITE.value:
-    _fail(f"--out={_OUT.value}: expected a new path, found an existing file (pass --overwrite "
+    cli.fail(f"--out={_OUT.value}: expected a new path, found an existing file (pass --overwrite "
           f"to replace it)")
   step = _STEP.value
   if step not in ("best", "latest") and not step.isdigit():
-    _fail(f"--step: expected best, latest or a step number, found {step!r}")
+    cli.fail(f"--step: expected best, latest or a step number, found {step!r}")
 
 
 def main(argv):
   if len(argv) > 1:
-    _fail(f"expected flags only, found arguments {argv[1:]}")
+    cli.fail(f"expected flags only, found arguments {argv[1:]}")
   _check_flags()
   platform.setup()
   # pylint: disable=g-import-not-at-top
@@ -69,19 +61,12 @@ def main(argv):
     model = api.load(_WORKDIR.value, step=step)
     manifest = model.export(_OUT.value)
   except errors.NhpError as e:
-    _fail(f"{type(e).__name__}: {e}")
+    cli.fail(f"{type(e).__name__}: {e}")
   roles = ", ".join(f"{role} (step {net.source.get('step')})"
                     for role, net in model.networks.items())
   print(f"wrote {_OUT.value}: kind {model.kind}, {roles}, sha256 "
         f"{manifest['variables_sha256'][:16]}...", flush=True)
 
 
-def _parse_flags(argv):
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    _fail(str(e))
-
-
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  cli.run(main)

@@ -42,10 +42,10 @@ Numbers on the embedded dataset are synthetic-data results, not N-HPatches ones.
 """
 
 import os
-import sys
 
 from absl import app, flags, logging
 
+from experiments import cli
 from experiments.configs import pipelines
 from nhp_jax import platform
 
@@ -119,10 +119,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _TASKS_DIR.value is not None and not os.path.isdir(_TASKS_DIR.value):
     # Found now, not after the training it would be scored at the end of.
-    sys.stderr.write(f"main: error: --tasks_dir={_TASKS_DIR.value}: expected a folder of task "
-                     f"CSVs, found {'a file' if os.path.exists(_TASKS_DIR.value) else 'nothing'}"
-                     f"\n")
-    sys.exit(2)
+    cli.fail(f"--tasks_dir={_TASKS_DIR.value}: expected a folder of task CSVs, found "
+             f"{'a file' if os.path.exists(_TASKS_DIR.value) else 'nothing'}")
   workdir = os.path.abspath(_WORKDIR.value)
   dirs = {stage: os.path.join(workdir, stage) for stage in pipelines.STAGES}
   c, stages = stage_configs()
@@ -177,4 +175,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

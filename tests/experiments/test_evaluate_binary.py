@@ -121,7 +121,8 @@ def _one_error_line(proc):
   """Exit status 2, no traceback, and one line saying what was wrong."""
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr
-  errors = [line for line in proc.stderr.splitlines() if line.startswith("experiments.")]
+  errors = [line for line in proc.stderr.splitlines()
+            if line.startswith(("evaluate: error: ", "compare: error: "))]
   assert len(errors) == 1, proc.stderr
   return errors[0]
 
