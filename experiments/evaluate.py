@@ -91,6 +91,11 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "score again even what --resu
 _CURVE_POINTS = flags.DEFINE_integer(
     "curve_points", runner.DEFAULT_CURVE_POINTS, "most points kept per verification PR/ROC "
     "curve in the details (0: none)")
+_CLASSICAL = flags.DEFINE_string(
+    "classical", None, "score classical descriptors instead (comma separated: raw, sift, "
+    "rootsift; nhp_jax.models.classical) on the split's test patches")
+_CLASSICAL_INPUTS = flags.DEFINE_list("classical_inputs", ["noisy", "clean"],
+                                      "--classical: which patches are described")
 _JSON_OUT = flags.DEFINE_string("json_out", None, "write the results JSON here")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 1024, "--workdir: patches per compiled "
                                    "inference block (lower it when a block does not fit the "
@@ -175,11 +180,42 @@ def run_arguments() -> dict:
               overwrite=_OVERWRITE.value, curve_points=_CURVE_POINTS.value)
 
 
+def score_classical(kwargs: dict) -> dict:
+  """--classical: the test patches of the split through each classical descriptor, scored."""
+  # pylint: disable=g-import-not-at-top
+  from nhp_jax import atomic
+  from nhp_jax.data import cache, embedded
+  from nhp_jax.evaluation import baselines, from_checkpoints
+  names = baselines.parse_names(_CLASSICAL.value)
+  if not names:
+    raise errors.ConfigError("--classical: expected at least one of raw, sift, rootsift, "
+                             "found none")
+  if kwargs["workdir"] is not None or kwargs["descriptors_dir"] is not None:
+    raise errors.ConfigError("--classical: expected no --workdir or descriptor folder (it "
+                             "scores classical descriptors), found one")
+  data_dir = kwargs["data_dir"] or embedded.ensure_embedded(size=kwargs["embedded_size"])
+  test = cache.load_split(data_dir, split=kwargs["split"], subset="test")
+  docs = baselines.score(test, kwargs["split"], names, _CLASSICAL_INPUTS.value,
+                         data_dir=data_dir, tasks_dir=kwargs["tasks_dir"],
+                         tasks=kwargs["tasks"], n_pairs=kwargs["n_pairs"],
+                         metric=kwargs["metric"])
+  for name, doc in docs.items():
+    print(f"== {name} ==\n" + report.format_tables(doc), end="", flush=True)
+  print(from_checkpoints.comparison_table(docs), end="", flush=True)
+  if kwargs["json_out"]:
+    atomic.write_json(kwargs["json_out"], docs)
+  return docs
+
+
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments: expected only --flags, found {' '.join(argv[1:])}")
   try:
     kwargs = run_arguments()
+    if _CLASSICAL.value is not None:
+      platform.setup()
+      score_classical(kwargs)
+      return
     # On a CPU one XLA host device per core: inference splits every block over them.
     platform.setup()
     doc = runner.run(**kwargs)

@@ -85,6 +85,9 @@ _SEED = flags.DEFINE_integer("seed", 0, "seed of every stage (initialisation, sa
 _N_PAIRS = flags.DEFINE_integer("n_pairs", None, "pairs per generated verification file; "
                                 "default: 100,000 at --scale=main, the official 1,000,000 at "
                                 "--scale=full")
+_CLASSICAL = flags.DEFINE_string("classical", "raw,sift,rootsift", "classical descriptors "
+                                 "scored beside the learned ones on the same noisy and clean "
+                                 "test patches (nhp_jax.models.classical); empty: none")
 MAIN_N_PAIRS = 100_000
 MODEL_FILE = "model"      # <workdir>/model: the headline model, `nhp_jax.load`-able
 RESULTS_PNG = "results.png"
@@ -123,6 +126,8 @@ def main(argv):
              f"{'a file' if os.path.exists(_TASKS_DIR.value) else 'nothing'}")
   workdir = os.path.abspath(_WORKDIR.value)
   dirs = {stage: os.path.join(workdir, stage) for stage in pipelines.STAGES}
+  from nhp_jax.evaluation import baselines  # pylint: disable=g-import-not-at-top
+  classical_names = baselines.parse_names(_CLASSICAL.value)   # checked before any training
   c, stages = stage_configs()
   # Backend set-up for the stages' batches, before anything starts JAX's backend.
   platform.setup(batch_sizes=[c[s].training.batch_size for s in stages],
@@ -154,9 +159,20 @@ def main(argv):
     inputs["joint"] = joint_doc["details"]["inputs"]["noisy"]
     doc = {t: joint_doc.get(t) for t in report.TASKS}
     doc["details"] = dict(joint_doc["details"], headline_input="joint", inputs=inputs)
+  classical_table = ""
+  if classical_names:   # the same test patches through each classical descriptor
+    _, _, test, used_data_dir = from_checkpoints.restore_with_test_split(
+        workdir, split=kw["split"], data_dir=_DATA_DIR.value)
+    classical_docs = baselines.score(test, kw["split"], classical_names,
+                                     data_dir=used_data_dir, tasks_dir=_TASKS_DIR.value,
+                                     n_pairs=kw["n_pairs"])
+    doc["details"] = dict(doc["details"], classical={
+        k: {t: d.get(t) for t in report.TASKS} for k, d in classical_docs.items()})
+    classical_table = ("\nClassical descriptors on the same test patches:\n\n"
+                       + from_checkpoints.comparison_table(classical_docs))
   report.write_results(os.path.join(workdir, "results.json"), doc)
   table = from_checkpoints.comparison_table(inputs)
-  print(table, end="", flush=True)
+  print(table + classical_table, end="", flush=True)
   data = _DATA_DIR.value or f"embedded {c.descriptor.data.embedded_size}"
   plots.plot_map_bars({kind: [float(sub[t]) for t in report.TASKS] for kind, sub in inputs.items()},
                       os.path.join(workdir, RESULTS_PNG),
@@ -166,7 +182,7 @@ def main(argv):
                     f"Pipeline {c.name}, split {kw['split']}, data {data}; columns noisy / "
                     f"denoised / clean: the separately trained descriptor"
                     + ("; joint: the fine-tuned pair from noisy patches" if "joint" in c else "")
-                    + f"\n\n![mAP per task]({RESULTS_PNG})\n\n" + table)
+                    + f"\n\n![mAP per task]({RESULTS_PNG})\n\n" + table + classical_table)
   # The headline model as one file: the fine-tuned pair, or the separately trained one.
   model = api.load(dirs["joint"] if "joint" in c else workdir)
   manifest = model.export(os.path.join(workdir, MODEL_FILE))

@@ -45,6 +45,10 @@ def test_bugs_keep_their_traceback():
      "export_descriptors: error: "),
     (["experiments.study"], "study: error: --config="),
     (["experiments.reproduce", "--studies=nope"], "reproduce: error: ConfigError: unknown study"),
+    (["experiments.evaluate", "--classical=sift,surf"],
+     "evaluate: error: ConfigError: classical descriptors: expected names among"),
+    (["experiments.main", "--classical=surf", "--workdir=W"],
+     "main: error: ConfigError: classical descriptors"),
 ])
 def test_binaries_answer_bad_input_with_one_line(args, says, tmp_path):
   args = [a.replace("NOWHERE", str(tmp_path / "nowhere")).replace("OUT", str(tmp_path / "out"))
@@ -57,3 +61,19 @@ def test_binaries_answer_bad_input_with_one_line(args, says, tmp_path):
   lines = [l for l in proc.stderr.splitlines() if ": error: " in l]
   assert len(lines) == 1 and lines[0].startswith(says), proc.stderr[-3000:]
   assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_scores_classical_descriptors(tmp_path):
+  out = tmp_path / "classical.json"
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.evaluate", "--classical=raw,rootsift",
+       "--classical_inputs=clean", "--embedded_size=smoke", "--n_pairs=500",
+       f"--json_out={out}"], cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"),
+      capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  import json  # pylint: disable=import-outside-toplevel
+  docs = json.loads(out.read_text())
+  assert list(docs) == ["raw clean", "rootsift clean"]
+  for doc in docs.values():
+    assert all(0.0 < doc[t] <= 1.0 for t in ("verification", "matching", "retrieval"))
+  assert "| task | raw clean | rootsift clean |" in proc.stdout

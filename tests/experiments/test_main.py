@@ -23,7 +23,7 @@ def test_main_job_smoke_writes_table_and_json(tmp_path):
   workdir = tmp_path / "run"
   cmd = [sys.executable, "-m", "experiments.main", "--size=smoke", f"--workdir={workdir}",
          "--train_labels=0", "--triplets_per_epoch=300", "--joint_examples_per_epoch=96",
-         "--pretrain_crops=4", "--pretrain_epochs=1", "--n_pairs=2000"]
+         "--pretrain_crops=4", "--pretrain_epochs=1", "--n_pairs=2000", "--classical=sift"]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   doc = json.loads((workdir / "results.json").read_text())
@@ -35,10 +35,18 @@ def test_main_job_smoke_writes_table_and_json(tmp_path):
       assert 0.0 <= sub[task] <= 1.0, (kind, task, sub[task])
   for task in ("verification", "matching", "retrieval"):
     assert doc[task] == inputs["joint"][task]
-  table = (workdir / "results.md").read_text().strip().splitlines()
-  assert table[-5].startswith("| task | noisy | denoised | clean | joint |")
-  assert [row.split("|")[1].strip() for row in table[-3:]] == [
+  lines = (workdir / "results.md").read_text().strip().splitlines()
+  at = lines.index("| task | noisy | denoised | clean | joint |")
+  assert [row.split("|")[1].strip() for row in lines[at + 2:at + 5]] == [
       "verification", "matching", "retrieval"]
+  # The classical reference on the same noisy and clean test patches.
+  at = lines.index("| task | sift noisy | sift clean |")
+  assert sorted(doc["details"]["classical"]) == ["sift clean", "sift noisy"]
+  for row, task in zip(lines[at + 2:at + 5], ("verification", "matching", "retrieval")):
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == task
+    assert [float(c) for c in cells[1:]] == [
+        round(doc["details"]["classical"][k][task], 3) for k in ("sift noisy", "sift clean")]
   # The same checkpoints scored through the evaluate binary (the separately
   # trained pair: denoised input; the fine-tuned pair: noisy input), and
   # through an export in the official CSV layout, give the same numbers.

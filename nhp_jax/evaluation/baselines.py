@@ -1,0 +1,64 @@
+"""Classical baselines scored on the same patches as a learned descriptor.
+
+`score(patches, split, ...)` describes a PatchSet's noisy and clean patches
+with each classical descriptor of `nhp_jax.models.classical` (raw pixels,
+SIFT, RootSIFT) and scores them like any descriptor set, so every learned
+number has its classical reference on the same data. Column names are
+"<descriptor> <input>", e.g. "sift noisy".
+"""
+
+from collections.abc import Sequence
+
+from nhp_jax import errors
+from nhp_jax.data.patchset import PatchSet
+from nhp_jax.evaluation import runner, types
+from nhp_jax.models import classical
+
+INPUTS = ("noisy", "clean")
+
+
+def parse_names(value: str | Sequence[str]) -> list[str]:
+  """"sift,raw" or ["sift", "raw"] -> checked names; "" or "none" -> none.
+
+  Raises:
+    ConfigError: an unknown name (the known ones listed).
+  """
+  names = value.split(",") if isinstance(value, str) else list(value)
+  names = [n.strip().lower() for n in names if n.strip() and n.strip().lower() != "none"]
+  unknown = [n for n in names if n not in classical.CLASSICAL]
+  if unknown:
+    raise errors.ConfigError(f"classical descriptors: expected names among "
+                             f"{', '.join(classical.CLASSICAL)}, found {', '.join(unknown)}")
+  return list(dict.fromkeys(names))
+
+
+def score(patches: PatchSet, split: str, names: Sequence[str] = tuple(classical.CLASSICAL),
+          inputs: Sequence[str] = INPUTS, **score_kw) -> dict[str, dict]:
+  """Results documents of the classical descriptors on a test split.
+
+  Args:
+    patches: the split's test PatchSet (clean (L, 16, 32, 32) and noisy).
+    split: its split name (for the task files).
+    names: classical descriptors (`classical.CLASSICAL`).
+    inputs: "noisy" and/or "clean".
+    **score_kw: `runner.evaluate_descriptor_set`'s keywords (data_dir,
+      tasks_dir, n_pairs, metric, tasks, ref_patches).
+
+  Returns:
+    {"<name> <input>": results document}, in names-then-inputs order.
+  """
+  bad = [k for k in inputs if k not in INPUTS]
+  if bad or not inputs:
+    raise errors.ConfigError(f"classical inputs: expected a non-empty subset of "
+                             f"{', '.join(INPUTS)}, found {', '.join(bad) or 'none'}")
+  base_meta = score_kw.pop("meta", None) or {}
+  docs = {}
+  for name in parse_names(names):
+    for kind in inputs:
+      pixels = patches.noisy if kind == "noisy" else patches.clean
+      descs = types.DescriptorSet(patches.sequences, patches.offsets,
+                                  classical.describe(name, pixels))
+      meta = dict(base_meta, mode="classical", descriptor=name, input=kind)
+      docs[f"{name} {kind}"] = runner.evaluate_descriptor_set(descs, split, meta=meta,
+                                                              **score_kw)
+  return docs
