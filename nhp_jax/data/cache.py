@@ -29,7 +29,7 @@ from nhp_jax.data import noise
 from nhp_jax.data import patchset
 from nhp_jax.data import reader
 from nhp_jax.data import splits as splits_lib
-from nhp_jax.errors import DataError
+from nhp_jax.errors import DataError, TaskFileError
 
 CACHE_VERSION = 1
 SUBFOLDER = "splits"  # this module owns <cache_dir>/splits/ (other caches may sit beside it)
@@ -158,9 +158,14 @@ def load_split(data_dir: str | os.PathLike, split: str = "a", subset: str = "tra
   """
   data_dir = os.path.abspath(os.fspath(data_dir))
   source = reader.open_source(data_dir, layout, noise_config, noise_seed)
-  all_splits = (splits_lib.load_splits(splits_file) if splits_file
-                else splits_lib.splits_for_root(data_dir))
-  sequences = splits_lib.split_sequences(split, subset, all_splits)
+  if not splits_file:
+    own = os.path.join(data_dir, splits_lib.SPLITS_FILENAME)
+    splits_file = own if os.path.isfile(own) else None
+  all_splits = splits_lib.load_splits(splits_file)
+  try:
+    sequences = splits_lib.split_sequences(split, subset, all_splits)
+  except TaskFileError as e:   # name the file the splits came from
+    raise TaskFileError(f"{splits_file or 'the vendored official splits.json'}: {e}") from None
   reader.check_sequences(source, sequences)
   key = _digest(fingerprint(source, split, subset, sequences))
   cache_dir = os.path.abspath(os.fspath(cache_dir) if cache_dir else default_cache_dir(data_dir))

@@ -184,7 +184,9 @@ def test_hpatches_noise_settings_are_part_of_the_key(tmp_path, decodes):
 
 
 def test_unknown_split_and_subset(tiny_dataset, tmp_path):
-  with pytest.raises(TaskFileError, match="unknown split 'q'"):
+  # The message names the splits file the split was looked up in.
+  with pytest.raises(TaskFileError, match=r"(splits\.json|vendored official splits\.json): "
+                                          r"unknown split 'q'"):
     cache.load_split(tiny_dataset, "q", "train", cache_dir=tmp_path)
   with pytest.raises(TaskFileError, match="no subset 'train'"):
     cache.load_split(tiny_dataset, "full", "train", cache_dir=tmp_path)
