@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nhp_jax import atomic
+from nhp_jax import atomic, progress
 from nhp_jax.data import layout
 from nhp_jax.errors import DescriptorError
 from nhp_jax.evaluation import types
@@ -258,10 +258,12 @@ def write_descriptor_folder(descs: types.DescriptorSet, root: str | os.PathLike,
   root = os.path.abspath(os.fspath(root))
   if os.path.exists(root) and not overwrite:
     raise FileExistsError(f"{root}: already exists (pass overwrite to replace it)")
-  with atomic.atomic_dir(root) as tmp:
+  with atomic.atomic_dir(root) as tmp, progress.Progress(
+      len(descs.sequences), f"writing {root}", unit="sequences") as bar:
     for s, name in enumerate(descs.sequences):
       rows = descs.descs[descs.offsets[s]:descs.offsets[s + 1]]
       os.mkdir(os.path.join(tmp, name))
       for i, image in enumerate(layout.IMAGE_TYPES):
         with open(image_path(tmp, name, image), "w", encoding="ascii") as f:
           f.write(_file_text(rows[:, i], delimiter))
+      bar.update()
