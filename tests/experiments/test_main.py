@@ -195,7 +195,16 @@ class Model:
 def load(path):
   calls["load"] = path
   return Model()
+from nhp_jax.evaluation import baselines
+def restore_with_test_split(workdir, **kw):
+  calls["classical_data"] = dict(kw, workdir=workdir)
+  return None, None, "TEST", kw.get("data_dir") or "embedded"
+def classical(test, split, names, **kw):
+  calls["classical"] = [test, split, list(names), kw.get("tasks_dir")]
+  sub = {"verification": 0.1, "matching": 0.2, "retrieval": 0.3}
+  return {f"{n} {k}": sub for n in names for k in ("noisy", "clean")}
 loop.train_and_evaluate, from_checkpoints.evaluate_workdir, api.load = train, evaluate, load
+from_checkpoints.restore_with_test_split, baselines.score = restore_with_test_split, classical
 flags.FLAGS(sys.argv)
 main.main(["main"])
 print(json.dumps(calls))
@@ -227,6 +236,12 @@ def test_flags_reach_the_stages_the_scoring_and_the_export(tmp_path):
   assert calls["load"] == str(tmp_path / "joint")        # the fine-tuned pair
   assert calls["export"] == str(tmp_path / "model")
   assert (tmp_path / "results.png").is_file() and (tmp_path / "results.json").is_file()
+  # The classical baselines: the same test split and task files, every default descriptor.
+  assert calls["classical"] == ["TEST", "a", ["raw", "sift", "rootsift"], str(tasks_dir)]
+  assert calls["classical_data"]["data_dir"] == "/data/nhp"
+  assert "| task | raw noisy | raw clean |" in (tmp_path / "results.md").read_text()
+  assert json.loads((tmp_path / "results.json").read_text())["details"]["classical"][
+      "sift clean"] == {"verification": 0.1, "matching": 0.2, "retrieval": 0.3}
 
   proc = subprocess.run([sys.executable, "-m", "experiments.main", f"--workdir={tmp_path}",
                          f"--tasks_dir={tmp_path / 'no_tasks'}"], cwd=REPO, capture_output=True,
