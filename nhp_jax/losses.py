@@ -122,9 +122,11 @@ def pairwise_distances(x: jax.Array, y: jax.Array, eps: float = DISTANCE_EPS) ->
   # precision a TPU multiplies float32 in bfloat16 passes and recent GPUs in
   # TF32 (10-bit mantissas), so near-equal negatives would be ranked
   # differently from the CPU's true float32 product.
-  gram = jnp.matmul(x, y.T, precision=jax.lax.Precision.HIGHEST)
+  # (2 x) y^T, in this order: the factor 2 is exact either way, but XLA:CPU
+  # sums a product with a scaled operand in another order than a scaled product.
+  gram2 = jnp.matmul(2.0 * x, y.T, precision=jax.lax.Precision.HIGHEST)
   sq = (jnp.sum(jnp.square(x), axis=-1)[:, None] + jnp.sum(jnp.square(y), axis=-1)[None, :]
-        - 2.0 * gram)
+        - gram2)
   return jnp.sqrt(jnp.maximum(sq, eps))
 
 
