@@ -434,19 +434,6 @@ def load(path: str | os.PathLike, *, step: int | str | None = None,
   return Model(kind, networks, source=path, batch_size=batch_size)
 
 
-def _splits_path(tasks_dir: str | None, data_dir: str | None) -> str | None:
-  """The splits.json that names a split's sequences: the task folder's, the dataset's, or
-  None (the vendored official file), in the order `experiments.evaluate` looks."""
-  from nhp_jax.data import splits as splits_lib  # pylint: disable=g-import-not-at-top
-  candidates = []
-  if tasks_dir is not None:
-    candidates += [os.path.join(tasks_dir, splits_lib.SPLITS_FILENAME),
-                   os.path.join(tasks_dir, "splits", splits_lib.SPLITS_FILENAME)]
-  if data_dir is not None:
-    candidates.append(os.path.join(data_dir, splits_lib.SPLITS_FILENAME))
-  return next((c for c in candidates if os.path.isfile(c)), None)
-
-
 def evaluate(descriptors: Any, patches: Any = None, *, data_dir: str | os.PathLike | None = None,
              split: str = "a", tasks_dir: str | os.PathLike | None = None,
              tasks: Sequence[str] | None = None, n_pairs: int | None = None,
@@ -501,7 +488,7 @@ def evaluate(descriptors: Any, patches: Any = None, *, data_dir: str | os.PathLi
     descs = descriptors
   elif isinstance(descriptors, (str, os.PathLike)):
     folder = os.fspath(descriptors)
-    splits_path = _splits_path(tasks_dir, data_dir)
+    splits_path = runner.splits_file(tasks_dir, data_dir)
     try:
       sequences = splits_lib.split_sequences(split, "test", splits_lib.load_splits(splits_path))
     except errors.TaskFileError as e:

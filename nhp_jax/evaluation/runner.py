@@ -386,7 +386,7 @@ def evaluate_descriptor_set(descs: types.DescriptorSet,
   return report.results_json(results, wall, info)
 
 
-def _splits_file(tasks_dir: str | None, data_dir: str | None) -> str | None:
+def splits_file(tasks_dir: str | None, data_dir: str | None) -> str | None:
   """The splits.json to use: the task folder's, else the dataset's, else None (vendored)."""
   candidates = []
   if tasks_dir is not None:
@@ -505,7 +505,7 @@ def run(descriptors_dir: str | None = None,
     # pylint: disable-next=g-import-not-at-top
     from nhp_jax.data import embedded  # imports the dataset generator: only needed here
     data_dir = embedded.ensure_embedded(size=embedded_size)
-  splits_path = _splits_file(tasks_dir, data_dir)
+  splits_path = splits_file(tasks_dir, data_dir)
   splits = splits_lib.load_splits(splits_path)
   try:
     sequences = splits_lib.split_sequences(split, "test", splits)
