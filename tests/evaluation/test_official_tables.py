@@ -13,8 +13,8 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from tests.evaluation import tiny_data
 from nhp_jax.evaluation import descriptor_io
 from nhp_jax.evaluation import report
 from nhp_jax.evaluation import results_cache
@@ -48,12 +48,7 @@ def scored(tmp_path_factory):
   root = tmp_path_factory.mktemp("official")
   rng = np.random.default_rng(0)
   data = root / "data"
-  for name, n in COUNTS.items():
-    (data / "hpatches" / name).mkdir(parents=True)
-    Image.fromarray(rng.integers(0, 256, (n * 32, 32), dtype=np.uint8)).save(
-        data / "hpatches" / name / "ref.png")
-  (data / "splits.json").write_text(json.dumps(
-      {"a": {"name": "a", "test": list(COUNTS), "train": ["v_x"]}}))
+  tiny_data.write_data_root(data, COUNTS, rng, train="v_x")
   sets = _descriptor_sets()
   docs = {}
   for name, descs in sets.items():

@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from tests.evaluation import tiny_data
 from nhp_jax.errors import ConfigError
 from nhp_jax.evaluation import descriptor_io
 from nhp_jax.evaluation import results_cache
@@ -21,13 +21,7 @@ def dataset(tmp_path):
   """A data root (ref.png stacks + splits.json) and a descriptor export `descrs/mine`."""
   rng = np.random.default_rng(0)
   data = tmp_path / "data"
-  for name, n in COUNTS.items():
-    (data / "hpatches" / name).mkdir(parents=True)
-    Image.fromarray(rng.integers(0, 256, (n * 32, 32), dtype=np.uint8)).save(
-        data / "hpatches" / name / "ref.png")
-  (data / "splits.json").write_text(json.dumps(
-      {"a": {"name": "a", "test": list(COUNTS), "train": ["v_train"]}}))
-  offsets = np.concatenate([[0], np.cumsum(list(COUNTS.values()))]).astype(np.int64)
+  offsets = tiny_data.write_data_root(data, COUNTS, rng)
   descs = types.DescriptorSet(tuple(COUNTS), offsets,
                               rng.standard_normal((int(offsets[-1]), 16, 8)).astype(np.float32))
   descriptor_io.write_descriptor_folder(descs, tmp_path / "descrs" / "mine")
