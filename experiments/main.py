@@ -48,6 +48,7 @@ from absl import app, flags, logging
 from experiments import cli
 from experiments.configs import pipelines
 from nhp_jax import platform
+from nhp_jax.workflows import main_job
 
 _PIPELINE = flags.DEFINE_enum("pipeline", "best", list(pipelines.PIPELINES),
                               "which pipeline config")
@@ -89,8 +90,6 @@ _CLASSICAL = flags.DEFINE_string("classical", "raw,sift,rootsift", "classical de
                                  "scored beside the learned ones on the same noisy and clean "
                                  "test patches (nhp_jax.models.classical); empty: none")
 MAIN_N_PAIRS = 100_000
-MODEL_FILE = "model"      # <workdir>/model: the headline model, `nhp_jax.load`-able
-RESULTS_PNG = "results.png"
 
 
 def stage_configs():
@@ -102,7 +101,7 @@ def stage_configs():
       descriptor_epochs=_DESCRIPTOR_EPOCHS.value,
       joint_examples_per_epoch=_JOINT_EXAMPLES.value, joint_epochs=_JOINT_EPOCHS.value,
       pretrain_crops=_PRETRAIN_CROPS.value, pretrain_epochs=_PRETRAIN_EPOCHS.value)
-  stages = [s for s in pipelines.STAGES if s in c]
+  stages = main_job.stages_of(c)
   for stage in stages:
     c[stage].dtype, c[stage].seed = _DTYPE.value, _SEED.value
   return c, stages
@@ -124,70 +123,17 @@ def main(argv):
     # Found now, not after the training it would be scored at the end of.
     cli.fail(f"--tasks_dir={_TASKS_DIR.value}: expected a folder of task CSVs, found "
              f"{'a file' if os.path.exists(_TASKS_DIR.value) else 'nothing'}")
-  workdir = os.path.abspath(_WORKDIR.value)
-  dirs = {stage: os.path.join(workdir, stage) for stage in pipelines.STAGES}
   from nhp_jax.evaluation import baselines  # pylint: disable=g-import-not-at-top
   classical_names = baselines.parse_names(_CLASSICAL.value)   # checked before any training
   c, stages = stage_configs()
   # Backend set-up for the stages' batches, before anything starts JAX's backend.
   platform.setup(batch_sizes=[c[s].training.batch_size for s in stages],
                  distributed=any(c[s].parallel.distributed for s in stages))
-  # pylint: disable=g-import-not-at-top
-  from nhp_jax import api, atomic
-  from nhp_jax.evaluation import from_checkpoints, plots, report
-  from nhp_jax.train import loop
-
   logging.info("pipeline %s at scale %s: %s", c.name, _SCALE.value, pipelines.settings(c))
-  if "pretrain" in c:
-    c.denoiser.transfer.pretrained_workdir = dirs["pretrain"]
-  if "joint" in c:
-    c.joint.joint.denoiser_workdir, c.joint.joint.descriptor_workdir = (dirs["denoiser"],
-                                                                        dirs["descriptor"])
-  for i, stage in enumerate(stages):
-    logging.info("[%d/%d] %s -> %s", i + 1, len(stages) + 1, stage, dirs[stage])
-    loop.train_and_evaluate(c[stage], dirs[stage], _DATA_DIR.value)
-  if not platform.is_writer():   # a multi-process job scores and writes on process 0
-    return
-  logging.info("[%d/%d] evaluation", len(stages) + 1, len(stages) + 1)
-  kw = {"split": c.descriptor.data.split, "data_dir": _DATA_DIR.value,
-        "tasks_dir": _TASKS_DIR.value, "n_pairs": n_pairs()}
-  doc = from_checkpoints.evaluate_workdir(workdir, **kw)
-  inputs = dict(doc["details"]["inputs"])
-  if "joint" in c:   # the pipeline's own descriptor: noisy patches through the fine-tuned pair
-    joint_doc = from_checkpoints.evaluate_workdir(None, descriptor_workdir=dirs["joint"],
-                                                  inputs=("noisy",), **kw)
-    inputs["joint"] = joint_doc["details"]["inputs"]["noisy"]
-    doc = {t: joint_doc.get(t) for t in report.TASKS}
-    doc["details"] = dict(joint_doc["details"], headline_input="joint", inputs=inputs)
-  classical_table = ""
-  if classical_names:   # the same test patches through each classical descriptor
-    _, _, test, used_data_dir = from_checkpoints.restore_with_test_split(
-        workdir, split=kw["split"], data_dir=_DATA_DIR.value)
-    classical_docs = baselines.score(test, kw["split"], classical_names,
-                                     data_dir=used_data_dir, tasks_dir=_TASKS_DIR.value,
-                                     n_pairs=kw["n_pairs"])
-    doc["details"] = dict(doc["details"], classical={
-        k: {t: d.get(t) for t in report.TASKS} for k, d in classical_docs.items()})
-    classical_table = ("\nClassical descriptors on the same test patches:\n\n"
-                       + from_checkpoints.comparison_table(classical_docs))
-  report.write_results(os.path.join(workdir, "results.json"), doc)
-  table = from_checkpoints.comparison_table(inputs)
-  print(table + classical_table, end="", flush=True)
-  data = _DATA_DIR.value or f"embedded {c.descriptor.data.embedded_size}"
-  plots.plot_map_bars({kind: [float(sub[t]) for t in report.TASKS] for kind, sub in inputs.items()},
-                      os.path.join(workdir, RESULTS_PNG),
-                      title=f"Pipeline {c.name}, split {kw['split']}, data "
-                      f"{os.path.basename(os.path.normpath(data))}")
-  atomic.write_text(os.path.join(workdir, "results.md"),
-                    f"Pipeline {c.name}, split {kw['split']}, data {data}; columns noisy / "
-                    f"denoised / clean: the separately trained descriptor"
-                    + ("; joint: the fine-tuned pair from noisy patches" if "joint" in c else "")
-                    + f"\n\n![mAP per task]({RESULTS_PNG})\n\n" + table + classical_table)
-  # The headline model as one file: the fine-tuned pair, or the separately trained one.
-  model = api.load(dirs["joint"] if "joint" in c else workdir)
-  manifest = model.export(os.path.join(workdir, MODEL_FILE))
-  logging.info("wrote %s (kind %s, sha256 %s)", os.path.join(workdir, MODEL_FILE), model.kind,
-               manifest["variables_sha256"])
+  result = main_job.run(c, _WORKDIR.value, data_dir=_DATA_DIR.value, tasks_dir=_TASKS_DIR.value,
+                        n_pairs=n_pairs(), classical_names=classical_names)
+  if result is not None:   # a multi-process job scores and writes on process 0
+    print(result.table, end="", flush=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,15 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _CONFIG.value is None:
     raise app.UsageError("--config=experiments/configs/studies/<study>.py:<scale> is required")
+  if _CONFIG.value.get("kind") == "seeds":   # main-job pipelines over seeds and datasets
+    if _DATA_DIR.value is not None:
+      raise app.UsageError("--data_dir: the seeds study names its own datasets")
+    from nhp_jax.workflows import seeds  # pylint: disable=g-import-not-at-top
+    platform.setup(batch_sizes=seeds.batch_sizes(_CONFIG.value))
+    result = seeds.run(_CONFIG.value, _WORKDIR.value)
+    if result is not None:
+      print(result.markdown, flush=True)
+    return
   from experiments import study_runner
   # Backend set-up for the runs' batches, before anything starts JAX's backend.
   platform.setup(batch_sizes=study_runner.batch_sizes([_CONFIG.value]))

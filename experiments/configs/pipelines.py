@@ -13,10 +13,12 @@ import importlib
 
 import ml_collections
 
+from nhp_jax.workflows import main_job
+
 PIPELINES = {"best": "experiments.configs.best",                     # the default
              "fast": "experiments.configs.fast",
              "baseline": "experiments.configs.pipeline_baseline"}    # the seed's Fig. 4
-STAGES = ("pretrain", "denoiser", "descriptor", "joint")
+STAGES = main_job.STAGES
 
 SCALES = ("main", "full")
 SCALE_FIELDS = ("train_labels", "denoiser_epochs", "triplets_per_epoch", "descriptor_epochs",

@@ -1,0 +1,73 @@
+"""The seeds study's arithmetic: spread, ties, the default it picks, its table and plot."""
+
+import pytest
+
+from nhp_jax.workflows import seeds
+
+
+def _record(v, m, r, train=60.0, rate=1000.0, patches=16_000):
+  return {"headline": {"verification": v, "matching": m, "retrieval": r},
+          "stage_seconds": {"denoiser": train / 2, "descriptor": train / 2},
+          "inference": {"patches": patches, "patches_per_s": rate, "seconds": patches / rate}}
+
+
+def test_summary_is_mean_sample_std_and_range_over_seeds():
+  s = seeds.summarize({"d": {"p": [_record(.9, .3, .6), _record(.8, .5, .7)]}})["d"]["p"]
+  assert s["verification"]["mean"] == pytest.approx(.85)
+  assert s["verification"]["std"] == pytest.approx(0.0707107, rel=1e-5)   # ddof=1
+  assert s["mean"]["min"] == pytest.approx(0.6) and s["mean"]["max"] == pytest.approx(2 / 3)
+  assert seeds.spread(s) == pytest.approx(2 / 3 - 0.6)
+  assert s["train_seconds"]["mean"] == 60.0 and s["mean"]["n"] == 2
+
+
+def _summary(**by_pipeline):
+  return seeds.summarize({"d1": by_pipeline, "d2": by_pipeline})
+
+
+def test_a_gap_within_the_spread_is_a_tie_and_the_cheaper_pipeline_wins():
+  summary = _summary(
+      dear=[_record(.80, .50, .70, train=600), _record(.78, .48, .70, train=600)],
+      cheap=[_record(.79, .49, .69, train=60), _record(.77, .47, .69, train=60)])
+  choice = seeds.recommend(summary, {"d1": 16_000, "d2": 16_000})
+  assert choice["leaders"] == {"d1": "dear", "d2": "dear"}
+  assert choice["candidates"] == ["cheap", "dear"]     # cheapest first
+  assert choice["default"] == "cheap"
+
+
+def test_a_gap_beyond_the_spread_keeps_the_leader_even_when_dearer():
+  summary = _summary(
+      dear=[_record(.90, .60, .80, train=600), _record(.90, .60, .80, train=600)],
+      cheap=[_record(.79, .49, .69, train=60), _record(.78, .48, .69, train=60)])
+  choice = seeds.recommend(summary, {"d1": 16_000, "d2": 16_000})
+  assert choice["default"] == "dear" and choice["candidates"] == ["dear"]
+  gap, allowed = choice["gaps"]["d1"]["cheap"]
+  assert gap > allowed
+
+
+def test_exact_tie_in_mean_and_cost_picks_by_name_deterministically():
+  summary = _summary(b=[_record(.8, .5, .7)], a=[_record(.8, .5, .7)])
+  choice = seeds.recommend(summary, {"d1": 16_000, "d2": 16_000})
+  assert choice["default"] == "a"
+
+
+def test_losing_on_one_dataset_is_enough_to_drop_a_pipeline():
+  good = [_record(.8, .5, .7, train=600)] * 2
+  summary = seeds.summarize({
+      "d1": {"dear": good, "cheap": [_record(.8, .5, .7, train=60)] * 2},
+      "d2": {"dear": good, "cheap": [_record(.6, .3, .5, train=60)] * 2}})
+  assert seeds.recommend(summary, {"d1": 1, "d2": 1})["default"] == "dear"
+
+
+def test_inference_rate_counts_in_the_cost():
+  summary = _summary(slow=[_record(.8, .5, .7, train=60, rate=10)],
+                     fast=[_record(.8, .5, .7, train=60, rate=10_000)])
+  assert seeds.recommend(summary, {"d1": 16_000, "d2": 16_000})["default"] == "fast"
+
+
+def test_table_and_plot(tmp_path):
+  summary = _summary(p=[_record(.9, .3, .6), _record(.8, .5, .7)], q=[_record(.7, .4, .6)] * 2)
+  md = seeds.table(summary)
+  assert "**d1** (2 seeds" in md and "| p | 0.850 ± 0.071 | 0.400 ± 0.141 |" in md
+  assert md.count("| q |") == 2
+  seeds.plot(summary, str(tmp_path / "s.png"), "t")
+  assert (tmp_path / "s.png").stat().st_size > 1000
