@@ -340,13 +340,15 @@ def run(study: ml_collections.ConfigDict, root: str) -> SeedsResult | None:
   """
   root = os.path.abspath(root)
   began = time.perf_counter()
-  records: dict[str, dict[str, list[dict]]] = {}
   patches: dict[str, int] = {}
   total = len(study.datasets) * len(study.pipelines) * len(study.seeds)
   done = 0
-  for dataset in (spec["name"] for spec in study.datasets):
-    records[dataset] = {pipeline: [] for pipeline in study.pipelines}
-    for seed in study.seeds:         # seed by seed: a partial study compares every pipeline
+  names = [spec["name"] for spec in study.datasets]
+  records = {dataset: {pipeline: [] for pipeline in study.pipelines} for dataset in names}
+  # Seed by seed, then dataset by dataset: a study stopped early still compares
+  # every pipeline on every dataset.
+  for seed in study.seeds:
+    for dataset in names:
       for pipeline in study.pipelines:
         record = train_and_score(study, root, dataset, pipeline, int(seed))
         done += 1
