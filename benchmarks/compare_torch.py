@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from nhp_jax import host_devices
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DEFAULT_SCRIPT = os.path.join(os.path.dirname(_ROOT), "shared", "peer-bench",
                                "torch_reference.py")
@@ -48,7 +50,7 @@ def parse_args(argv=None):
   p.add_argument("--warmup", type=int, default=2)
   p.add_argument("--batch", default="50,256")
   p.add_argument("--infer_batch", type=int, default=1024)
-  p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+  p.add_argument("--threads", type=int, default=host_devices.usable_cores(),
                  help="PyTorch intra-op threads (default: usable cores)")
   p.add_argument("--devices", default="default",
                  help="nhp_jax host devices, one setting of train_throughput --devices")

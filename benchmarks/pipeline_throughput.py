@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from nhp_jax import atomic
+from nhp_jax import host_devices
 from nhp_jax.data import layout
 from nhp_jax.data import patchset
 from nhp_jax.data import pipelines
@@ -102,7 +103,7 @@ def main() -> None:
       "labels": args.labels,
       "memmap": args.memmap,
       "seconds": args.seconds,
-      "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cpus, "
+      "machine": f"{platform.machine()}, {host_devices.usable_cores()} cpus, "
                  f"{platform.system()}",
   }))
 

@@ -19,13 +19,15 @@ Train steps are jitted with `sharding.jit_train_step` on the ("data",) mesh
 that `sharding.data_parallel_size` picks (as the training loop does), and
 each timed step includes sharding the host uint8 batch onto the mesh. Every
 figure is the median / min / max of the per-step rates. Achieved FLOP/s use
-the analytic multiply-add counts below (training = 3 x forward: forward,
-input gradient, kernel gradient); on a CPU the fraction of peak uses
-cores x --flops_per_cycle x the clock in /proc/cpuinfo. On an accelerator
-(where a clock-based peak says little for small convolutions),
---roofline adds each train figure's `conv_bound`: the rate its model's
-convolutions allow at that batch, each layer timed alone on one device
-(`benchmarks.conv_roofline`), and the step's `conv_bound_fraction` of it.
+the multiply-add counts of the timed models' convolutions and dense head
+(`common.forward_flops`; training = `common.TRAIN_FACTOR` x forward:
+forward, input gradient, kernel gradient); on a CPU the fraction of peak
+uses cores (`host_devices.usable_cores`) x --flops_per_cycle x the clock in
+/proc/cpuinfo. On an accelerator (where a clock-based peak says little for
+small convolutions), --roofline adds each train figure's `conv_bound`: the
+rate its model's convolutions allow at that batch, each layer timed alone on
+one device (`common.model_bound`, as `benchmarks.conv_roofline` times them),
+and the step's `conv_bound_fraction` of it.
 
   python -m benchmarks.train_throughput                     # what a user gets
   python -m benchmarks.train_throughput --devices=1,2,4,8   # scaling table
@@ -53,24 +55,12 @@ import subprocess
 import sys
 import time
 
-# Multiply-adds x 2 of one forward pass, per patch (L2-Net) or per pair (UNet).
-# L2-Net: six 3x3 convs (32x32x1->32, 32x32x32->32, /2 32->64, 16x16 64->64,
-# /2 64->128, 8x8 128->128) and the 8x8x128 -> 128 head.
-L2NET_FORWARD_FLOPS = 2 * (1024 * 9 * 1 * 32 + 1024 * 9 * 32 * 32 + 256 * 9 * 32 * 64
-                           + 256 * 9 * 64 * 64 + 64 * 9 * 64 * 128 + 64 * 9 * 128 * 128
-                           + 8192 * 128)
-# Shallow UNet: 3x3 1->16 at 32x32, 3x3 16->32 at 16x16, 2x2 32->64 at 32x32,
-# 3x3 80->64 and 3x3 64->1 at 32x32.
-UNET_FORWARD_FLOPS = 2 * (1024 * 9 * 1 * 16 + 256 * 9 * 16 * 32 + 1024 * 4 * 32 * 64
-                          + 1024 * 9 * 80 * 64 + 1024 * 9 * 64 * 1)
-# DnCNN-17: 3x3 1->64, 15 x 3x3 64->64, 3x3 64->1, all at 32x32.
-DNCNN17_FORWARD_FLOPS = 2 * 1024 * 9 * (1 * 64 + 15 * 64 * 64 + 64 * 1)
-TRAIN_FACTOR = 3  # forward + input gradient + kernel gradient
+from benchmarks import common
+from nhp_jax import host_devices
+
 TRAIN_WORKLOADS = ("triplet", "unet", "dncnn")
 WORKLOADS = TRAIN_WORKLOADS + ("infer", "describe")
 DEFAULT_WORKLOADS = ("triplet", "unet", "infer", "describe")
-
-
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,18 +102,6 @@ def _summary(times: list[float], items: int, flops_per_item: float, peak: float 
   if peak:
     summary["peak_fraction"] = round(median * flops_per_item / peak, 3)
   return summary
-
-
-def timed(fn, warmup: int, steps: int) -> list[float]:
-  """Calls fn() (which blocks until its result is ready) warmup + steps times."""
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return times
 
 
 def clock_hz() -> float:
@@ -173,9 +151,7 @@ def run_child(args) -> dict:
   from nhp_jax.train import state as state_lib
   from nhp_jax.train import steps
 
-  from benchmarks import conv_roofline
-
-  cores = len(os.sched_getaffinity(0))
+  cores = host_devices.usable_cores()
   # The clock-based peak describes a CPU only; on an accelerator --roofline is the measure.
   peak = (cores * args.flops_per_cycle * (clock_hz() or 1.0)
           if jax.default_backend() == "cpu" else None)
@@ -183,10 +159,11 @@ def run_child(args) -> dict:
   only = set(args.only.split(","))
   results = {}
 
-  def train_figure(config, step_fn, keys, batch, flops_per_item, items_per_example):
+  def train_figure(config, step_fn, keys, batch, items_per_example):
     config.dtype = args.dtype
     mesh = sharding.make_mesh(sharding.data_parallel_size(batch))
     model = state_lib.build_model(config)
+    layers = common.model_layers(model)
     state = state_lib.create_train_state(config, model, jax.random.PRNGKey(0),
                                          jnp.zeros((1, 32, 32, 1)), 1000)
     state = sharding.replicate(state, mesh)
@@ -200,34 +177,32 @@ def run_child(args) -> dict:
 
     one()  # compile
     figure = dict(host_devices=jax.device_count(), devices_used=mesh.size, **_summary(
-        timed(one, args.warmup, args.steps), items_per_example * batch,
-        TRAIN_FACTOR * flops_per_item, peak))
+        common.timed(one, args.warmup, args.steps), items_per_example * batch,
+        common.TRAIN_FACTOR * sum(layer.forward_flops for layer in layers), peak))
     if args.roofline:
       # The bound counts examples of one pass: patches for L2-Net, pairs for the UNet,
       # the same units as the figure.
-      bound = conv_roofline.model_bound(conv_roofline.model_layers(model), batch,
-                                        dtype, args.steps, args.warmup)
+      bound = common.model_bound(layers, batch, dtype, args.steps, args.warmup)
       figure["conv_bound"] = bound["examples_per_s"]
       figure["conv_bound_fraction"] = round(figure["median"] / bound["examples_per_s"], 3)
     return figure
 
   dtype = state_lib.DTYPES[args.dtype]
   pairs = ("noisy", "clean")
-  # workload -> (figure name, unit, config module, step, batch keys, FLOP per item, items per example)
+  # workload -> (figure name, unit, config module, step, batch keys, items per example);
+  # the FLOP per item are counted from the model the config builds.
   train_specs = {
       "triplet": ("l2net_triplet_train", "patches/s", descriptor_config,
                   functools.partial(steps.descriptor_train_step, bn_passes=args.bn_passes),
-                  ("anchor", "positive", "negative"), L2NET_FORWARD_FLOPS, 3),
-      "unet": ("unet_train", "pairs/s", denoiser_config, steps.denoiser_train_step, pairs,
-               UNET_FORWARD_FLOPS, 1),
-      "dncnn": ("dncnn17_train", "pairs/s", dncnn_config, steps.denoiser_train_step, pairs,
-                DNCNN17_FORWARD_FLOPS, 1),
+                  ("anchor", "positive", "negative"), 3),
+      "unet": ("unet_train", "pairs/s", denoiser_config, steps.denoiser_train_step, pairs, 1),
+      "dncnn": ("dncnn17_train", "pairs/s", dncnn_config, steps.denoiser_train_step, pairs, 1),
   }
   for b in (int(x) for x in args.batch.split(",") if x):
     for workload in (w for w in TRAIN_WORKLOADS if w in only):
-      name, unit, config_module, step_fn, keys, flops, per_example = train_specs[workload]
+      name, unit, config_module, step_fn, keys, per_example = train_specs[workload]
       results[f"{name}_b{b}"] = dict(unit=unit, **train_figure(
-          config_module.get_config(), step_fn, keys, b, flops, per_example))
+          config_module.get_config(), step_fn, keys, b, per_example))
 
   nb = args.infer_batch
   kwargs = {} if args.dtype == "float32" else {"dtype": dtype}
@@ -239,7 +214,8 @@ def run_child(args) -> dict:
     fn(x)
     results[f"l2net_infer_b{nb}"] = dict(unit="patches/s", host_devices=jax.device_count(),
                                          **_summary(
-        timed(lambda: fn(x), args.warmup, args.steps), nb, L2NET_FORWARD_FLOPS, peak))
+        common.timed(lambda: fn(x), args.warmup, args.steps), nb, common.forward_flops(l2net),
+        peak))
   if "describe" in only:
     unet = get_model("unet_shallow", **kwargs)
     unet_vars = unet.init(jax.random.PRNGKey(2), jnp.zeros((1, 32, 32, 1)))
@@ -248,8 +224,8 @@ def run_child(args) -> dict:
     fn(x)
     results[f"denoise_describe_b{nb}"] = dict(unit="patches/s", host_devices=jax.device_count(),
                                               **_summary(
-        timed(lambda: fn(x), args.warmup, max(args.steps // 2, 3)), x.shape[0],
-        L2NET_FORWARD_FLOPS + UNET_FORWARD_FLOPS, peak))
+        common.timed(lambda: fn(x), args.warmup, max(args.steps // 2, 3)), x.shape[0],
+        common.forward_flops(l2net) + common.forward_flops(unet), peak))
   return {"jax": jax.__version__, "backend": jax.default_backend(),
           "xla_flags": os.environ.get("XLA_FLAGS", ""),
           "device": jax.devices()[0].device_kind, "device_count": jax.device_count(),

@@ -19,18 +19,14 @@ none); `--json_out` gets the printed numbers. Missing or malformed cache entries
 file, and exit status 2.
 """
 
-import os
-
 from absl import flags
-from absl import logging
 
 from experiments import cli
-from nhp_jax import atomic
 from nhp_jax import errors
-from nhp_jax.evaluation import plots
 from nhp_jax.evaluation import report
 from nhp_jax.evaluation import results_cache
-from nhp_jax.evaluation import summary
+from nhp_jax.evaluation import runner
+from nhp_jax.evaluation import types
 
 
 _RESULTS_DIR = flags.DEFINE_string("results_dir", None, "the results cache of "
@@ -66,11 +62,11 @@ def _names(argv) -> list[str]:
 
 
 def _tasks() -> list[str]:
-  tasks = [t.strip().lower() for value in (_TASK.value or summary.TASKS)
+  tasks = [t.strip().lower() for value in (_TASK.value or types.BENCHMARKS)
            for t in value.split(",")]
-  bad = [t for t in tasks if t not in summary.TASKS]
+  bad = [t for t in tasks if t not in types.BENCHMARKS]
   if bad or not tasks:
-    raise errors.ConfigError(f"--task: expected {', '.join(summary.TASKS)}, found "
+    raise errors.ConfigError(f"--task: expected {', '.join(types.BENCHMARKS)}, found "
                              f"{', '.join(repr(t) for t in bad) or 'none'}")
   return list(dict.fromkeys(tasks))
 
@@ -78,32 +74,19 @@ def _tasks() -> list[str]:
 def main(argv):
   try:
     names, tasks = _names(argv), _tasks()
-    if _LAYOUT.value not in report.LAYOUTS:
-      raise errors.ConfigError(f"--layout: expected one of {', '.join(report.LAYOUTS)}, "
-                               f"found {_LAYOUT.value!r}")
     if _WIDTH.value < 20:
       raise errors.ConfigError(f"--width: expected at least 20 characters, found {_WIDTH.value}")
     if _PCAPL.value != "no":
       raise errors.ConfigError(f"--pcapl: expected 'no' (PCA/power-law results are not "
                                f"computed), found {_PCAPL.value!r}")
-    results = results_cache.load_results(_RESULTS_DIR.value, names, tasks, _SPLIT.value)
+    if _LAYOUT.value not in report.LAYOUTS:
+      raise errors.ConfigError(f"--layout: expected one of {', '.join(report.LAYOUTS)}, "
+                               f"found {_LAYOUT.value!r}")
+    text = runner.compare(_RESULTS_DIR.value, names, tasks, _SPLIT.value, layout=_LAYOUT.value,
+                          width=_WIDTH.value, plot_out=_PLOT_OUT.value, json_out=_JSON_OUT.value)
   except errors.NhpError as e:
     cli.fail(f"{type(e).__name__}: {e}")
-  print(report.format_official(results, tasks, layout=_LAYOUT.value, width=_WIDTH.value),
-        end="", flush=True)
-  plot_out = _PLOT_OUT.value
-  if plot_out is None:
-    plot_out = os.path.join(_RESULTS_DIR.value, f"compare_{'+'.join(names)}_{_SPLIT.value}.png")
-  if _JSON_OUT.value:
-    atomic.write_json(_JSON_OUT.value, {
-        "split": _SPLIT.value, "descriptors": names,
-        "tasks": {t: {n: summary.official_numbers(t, results[n][t]) for n in names}
-                  for t in tasks}})
-  if plot_out:
-    plots.plot_benchmark_bars(results, plot_out, tasks=tasks,
-                              title=f"HPatches split {_SPLIT.value}")
-    logging.info("wrote %s", plot_out)
-
+  print(text, end="", flush=True)
 
 if __name__ == "__main__":
   cli.run(main)

@@ -50,9 +50,12 @@ from absl import flags
 from experiments import cli
 from nhp_jax import errors
 from nhp_jax import platform
+from nhp_jax.evaluation import baselines
 from nhp_jax.evaluation import report
 from nhp_jax.evaluation import runner
+from nhp_jax.evaluation import score
 from nhp_jax.evaluation import task_files
+from nhp_jax.evaluation import types
 
 
 _DESCRIPTORS_DIR = flags.DEFINE_string(
@@ -73,7 +76,7 @@ _DATA_DIR = flags.DEFINE_string(
     "absent (and no --tasks_dir): the embedded dataset")
 _EMBEDDED_SIZE = flags.DEFINE_string(
     "embedded_size", "medium", "embedded dataset size used when --data_dir is absent")
-_TASKS = flags.DEFINE_list("tasks", list(runner.TASKS), "tasks to score (comma separated)")
+_TASKS = flags.DEFINE_list("tasks", list(types.BENCHMARKS), "tasks to score (comma separated)")
 _TASK = flags.DEFINE_multi_string(
     "task", None, "official form of --tasks: one task per flag, repeated")
 _N_PAIRS = flags.DEFINE_integer(
@@ -89,7 +92,7 @@ _RESULTS_DIR = flags.DEFINE_string(
     "reused unless the descriptor files or settings changed")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "score again even what --results_dir holds")
 _CURVE_POINTS = flags.DEFINE_integer(
-    "curve_points", runner.DEFAULT_CURVE_POINTS, "most points kept per verification PR/ROC "
+    "curve_points", score.DEFAULT_CURVE_POINTS, "most points kept per verification PR/ROC "
     "curve in the details (0: none)")
 _CLASSICAL = flags.DEFINE_string(
     "classical", None, "score classical descriptors instead (comma separated: raw, sift, "
@@ -118,18 +121,18 @@ def _tasks() -> list[str]:
                              f"--tasks={','.join(_TASKS.value)}")
   given = [t for value in _TASK.value for t in value.split(",")] if _TASK.value else _TASKS.value
   tasks = [t.strip().lower() for t in given]
-  bad = [t for t in tasks if t not in runner.TASKS]
+  bad = [t for t in tasks if t not in types.BENCHMARKS]
   if bad or not tasks:
     flag = "--task" if _TASK.value else "--tasks"
-    raise errors.ConfigError(f"{flag}: expected {', '.join(runner.TASKS)}, found "
+    raise errors.ConfigError(f"{flag}: expected {', '.join(types.BENCHMARKS)}, found "
                              f"{', '.join(repr(t) for t in bad) or 'none'}")
   return tasks
 
 
 def _metric() -> str:
-  metric = runner.normalize_metric(_METRIC.value, "--metric")
+  metric = score.normalize_metric(_METRIC.value, "--metric")
   if _DIST.value is not None:
-    dist = runner.normalize_metric(_DIST.value, "--dist")
+    dist = score.normalize_metric(_DIST.value, "--dist")
     if _given("metric") and dist != metric:
       raise errors.ConfigError(f"--dist and --metric: expected the same distance, found "
                                f"--dist={_DIST.value} and --metric={_METRIC.value}")
@@ -164,7 +167,7 @@ def run_arguments() -> dict:
   if _PCAPL.value != "no":
     raise errors.ConfigError(f"--pcapl: expected 'no' (PCA/power-law normalisation is not "
                              f"implemented), found {_PCAPL.value!r}")
-  runner.check_curve_points(_CURVE_POINTS.value, "--curve_points")
+  score.check_curve_points(_CURVE_POINTS.value, "--curve_points")
   if _N_PAIRS.value < 1:
     raise errors.ConfigError(f"--n_pairs: expected at least 1 pair per verification file, "
                              f"found {_N_PAIRS.value}")
@@ -180,12 +183,12 @@ def run_arguments() -> dict:
               overwrite=_OVERWRITE.value, curve_points=_CURVE_POINTS.value)
 
 
-def score_classical(kwargs: dict) -> dict:
-  """--classical: the test patches of the split through each classical descriptor, scored."""
-  # pylint: disable=g-import-not-at-top
-  from nhp_jax import atomic
-  from nhp_jax.data import cache, embedded
-  from nhp_jax.evaluation import baselines, from_checkpoints
+def classical_arguments(kwargs: dict) -> dict:
+  """`baselines.score_split`'s arguments for --classical, from `run_arguments()`.
+
+  Raises:
+    ConfigError: no classical descriptor named, or a descriptor source given too.
+  """
   names = baselines.parse_names(_CLASSICAL.value)
   if not names:
     raise errors.ConfigError("--classical: expected at least one of raw, sift, rootsift, "
@@ -193,18 +196,10 @@ def score_classical(kwargs: dict) -> dict:
   if kwargs["workdir"] is not None or kwargs["descriptors_dir"] is not None:
     raise errors.ConfigError("--classical: expected no --workdir or descriptor folder (it "
                              "scores classical descriptors), found one")
-  data_dir = kwargs["data_dir"] or embedded.ensure_embedded(size=kwargs["embedded_size"])
-  test = cache.load_split(data_dir, split=kwargs["split"], subset="test")
-  docs = baselines.score(test, kwargs["split"], names, _CLASSICAL_INPUTS.value,
-                         data_dir=data_dir, tasks_dir=kwargs["tasks_dir"],
-                         tasks=kwargs["tasks"], n_pairs=kwargs["n_pairs"],
-                         metric=kwargs["metric"])
-  for name, doc in docs.items():
-    print(f"== {name} ==\n" + report.format_tables(doc), end="", flush=True)
-  print(from_checkpoints.comparison_table(docs), end="", flush=True)
-  if kwargs["json_out"]:
-    atomic.write_json(kwargs["json_out"], docs)
-  return docs
+  return dict(data_dir=kwargs["data_dir"], embedded_size=kwargs["embedded_size"],
+              split=kwargs["split"], names=names, inputs=_CLASSICAL_INPUTS.value,
+              tasks_dir=kwargs["tasks_dir"], tasks=kwargs["tasks"], n_pairs=kwargs["n_pairs"],
+              metric=kwargs["metric"], json_out=kwargs["json_out"])
 
 
 def main(argv):
@@ -212,17 +207,23 @@ def main(argv):
     cli.fail(f"unexpected arguments: expected only --flags, found {' '.join(argv[1:])}")
   try:
     kwargs = run_arguments()
-    if _CLASSICAL.value is not None:
-      platform.setup()
-      score_classical(kwargs)
-      return
     # On a CPU one XLA host device per core: inference splits every block over them.
+    if _CLASSICAL.value is not None:
+      classical = classical_arguments(kwargs)
+      platform.setup()
+      docs = baselines.score_split(**classical)
+      for name, doc in docs.items():
+        print(f"== {name} ==\n" + report.format_tables(doc), end="", flush=True)
+      print(report.comparison_table(docs), end="", flush=True)
+      return
     platform.setup()
     doc = runner.run(**kwargs)
   except errors.NhpError as e:
     cli.fail(f"{type(e).__name__}: {e}")
-  if kwargs["descriptors_dir"] is not None:  # checkpoint mode prints its own tables
+  if kwargs["descriptors_dir"] is not None:
     print(report.format_tables(doc), end="", flush=True)
+  else:   # checkpoint mode: each input kind's tables, then their comparison
+    print(report.input_tables(doc), end="", flush=True)
 
 
 if __name__ == "__main__":

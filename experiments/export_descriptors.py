@@ -14,10 +14,10 @@ embedded dataset the descriptor was trained on.
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from experiments import cli
 from nhp_jax import platform
+from nhp_jax.evaluation import describe
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "run folder (denoiser/ + descriptor/) or a "
                                "descriptor training workdir", required=True)
@@ -42,22 +42,11 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   # On a CPU one XLA host device per core: inference splits every block over them.
   platform.setup()
-  # pylint: disable=g-import-not-at-top
-  from nhp_jax.evaluation import descriptor_io, from_checkpoints
   step = int(_STEP.value) if _STEP.value.isdigit() else _STEP.value
-  descriptor, denoiser, patches, _ = from_checkpoints.restore_with_test_split(
-      _WORKDIR.value, split=_SPLIT.value, data_dir=_DATA_DIR.value,
-      denoiser_workdir=_DENOISER_WORKDIR.value, step=step)
-  descs = from_checkpoints.describe(patches, descriptor, denoiser, (_INPUT.value,),
-                                   batch_size=_BATCH_SIZE.value)
-  if _INPUT.value not in descs:
-    raise app.UsageError(f"--input={_INPUT.value} needs a denoiser: {_WORKDIR.value} has no "
-                         f"{from_checkpoints.DENOISER_SUBDIR}/ and no --denoiser_workdir given")
-  descriptor_io.write_descriptor_folder(descs[_INPUT.value], _OUT_DIR.value,
-                                        delimiter=_DELIMITER.value, overwrite=_OVERWRITE.value)
-  logging.info("wrote %d sequences x 16 images of %d-d descriptors to %s",
-               len(patches.sequences), descs[_INPUT.value].dim, _OUT_DIR.value)
-
+  describe.export_split(_WORKDIR.value, _OUT_DIR.value, input=_INPUT.value, split=_SPLIT.value,
+                        data_dir=_DATA_DIR.value, denoiser_workdir=_DENOISER_WORKDIR.value,
+                        step=step, delimiter=_DELIMITER.value, overwrite=_OVERWRITE.value,
+                        batch_size=_BATCH_SIZE.value)
 
 if __name__ == "__main__":
   cli.run(main)

@@ -48,7 +48,10 @@ from absl import app, flags, logging
 from experiments import cli
 from experiments.configs import pipelines
 from nhp_jax import platform
+from nhp_jax.evaluation import baselines
+from nhp_jax.evaluation import task_files
 from nhp_jax.workflows import main_job
+from nhp_jax.workflows import stages
 
 _PIPELINE = flags.DEFINE_enum("pipeline", "best", list(pipelines.PIPELINES),
                               "which pipeline config")
@@ -101,18 +104,16 @@ def stage_configs():
       descriptor_epochs=_DESCRIPTOR_EPOCHS.value,
       joint_examples_per_epoch=_JOINT_EXAMPLES.value, joint_epochs=_JOINT_EPOCHS.value,
       pretrain_crops=_PRETRAIN_CROPS.value, pretrain_epochs=_PRETRAIN_EPOCHS.value)
-  stages = main_job.stages_of(c)
-  for stage in stages:
+  names = stages.stages_of(c)
+  for stage in names:
     c[stage].dtype, c[stage].seed = _DTYPE.value, _SEED.value
-  return c, stages
+  return c, names
 
 
 def n_pairs() -> int:
   """Pairs per generated verification file: the flag, else the scale's default."""
   if _N_PAIRS.value is not None:
     return _N_PAIRS.value
-  # pylint: disable-next=g-import-not-at-top
-  from nhp_jax.evaluation import task_files
   return MAIN_N_PAIRS if _SCALE.value == "main" else task_files.OFFICIAL_N_PAIRS
 
 
@@ -123,12 +124,11 @@ def main(argv):
     # Found now, not after the training it would be scored at the end of.
     cli.fail(f"--tasks_dir={_TASKS_DIR.value}: expected a folder of task CSVs, found "
              f"{'a file' if os.path.exists(_TASKS_DIR.value) else 'nothing'}")
-  from nhp_jax.evaluation import baselines  # pylint: disable=g-import-not-at-top
   classical_names = baselines.parse_names(_CLASSICAL.value)   # checked before any training
-  c, stages = stage_configs()
+  c, names = stage_configs()
   # Backend set-up for the stages' batches, before anything starts JAX's backend.
-  platform.setup(batch_sizes=[c[s].training.batch_size for s in stages],
-                 distributed=any(c[s].parallel.distributed for s in stages))
+  platform.setup(batch_sizes=[c[s].training.batch_size for s in names],
+                 distributed=any(c[s].parallel.distributed for s in names))
   logging.info("pipeline %s at scale %s: %s", c.name, _SCALE.value, pipelines.settings(c))
   result = main_job.run(c, _WORKDIR.value, data_dir=_DATA_DIR.value, tasks_dir=_TASKS_DIR.value,
                         n_pairs=n_pairs(), classical_names=classical_names)

@@ -16,15 +16,12 @@ import json
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 
 from experiments import cli
 from nhp_jax.data import embedded
 from nhp_jax.data import generator
 from nhp_jax.data import noise
 from nhp_jax.data import preview
-from nhp_jax.data import reader
-from nhp_jax.data import splits
 
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "dataset folder; default: the embedded "
                                "location of --size/--seed")
@@ -77,10 +74,7 @@ def main(argv):
   elif out_dir is None:
     raise app.UsageError("--sample_only needs --out_dir")
   if _SAMPLE_PNG.value:
-    names = splits.split_sequences("full", "test", splits.splits_for_root(out_dir))
-    ps = reader.read_split(out_dir, preview.pick_sequences(names, _SAMPLE_ROWS.value))
-    labels = preview.pick_labels(ps, np.random.default_rng(_SEED.value))
-    preview.save_mosaic(_SAMPLE_PNG.value, ps, labels)
+    labels = preview.save_sample(out_dir, _SAMPLE_PNG.value, _SAMPLE_ROWS.value, _SEED.value)
     print(json.dumps({"sample_png": _SAMPLE_PNG.value, "labels": labels.tolist()}), flush=True)
 
 

@@ -16,7 +16,10 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import cli
+from experiments.configs.studies import catalogue
 from nhp_jax import platform
+from nhp_jax.workflows import seeds
+from nhp_jax.workflows import studies
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "a study config: experiments/configs/studies/<study>.py:<scale>",
@@ -35,16 +38,16 @@ def main(argv):
   if _CONFIG.value.get("kind") == "seeds":   # main-job pipelines over seeds and datasets
     if _DATA_DIR.value is not None:
       raise app.UsageError("--data_dir: the seeds study names its own datasets")
-    from nhp_jax.workflows import seeds  # pylint: disable=g-import-not-at-top
     platform.setup(batch_sizes=seeds.batch_sizes(_CONFIG.value))
     result = seeds.run(_CONFIG.value, _WORKDIR.value)
     if result is not None:
       print(result.markdown, flush=True)
     return
-  from experiments import study_runner
   # Backend set-up for the runs' batches, before anything starts JAX's backend.
-  platform.setup(batch_sizes=study_runner.batch_sizes([_CONFIG.value]))
-  study_runner.run_study(_CONFIG.value, _WORKDIR.value, _DATA_DIR.value)
+  platform.setup(batch_sizes=studies.batch_sizes(catalogue.RUNS, [_CONFIG.value]))
+  result = studies.run_study(catalogue.RUNS, _CONFIG.value, _WORKDIR.value, _DATA_DIR.value)
+  if result is not None:
+    print(result.markdown, flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Once the config is parsed, and before JAX's backend starts, `platform.setup`
 prepares the backend: on a CPU the XLA host devices the config's batch is
-split over (`nhp_jax.train.host_devices`; `NHP_CPU_DEVICES=N` sets the count,
+split over (`nhp_jax.host_devices`; `NHP_CPU_DEVICES=N` sets the count,
 1 turns the split off; XLA_FLAGS set by the user win); with
 `--config.parallel.distributed=True` it joins the multi-process job.
 """

@@ -356,7 +356,7 @@ class Model:
 
 
 def _network(restored) -> model_file.Network:
-  """A `from_checkpoints.RestoredModel` as a model-file network (numpy variables)."""
+  """A `describe.RestoredModel` as a model-file network (numpy variables)."""
   config = restored.config
   return model_file.Network(
       config.model.to_dict(), str(config.dtype), jax.device_get(restored.variables),
@@ -365,20 +365,20 @@ def _network(restored) -> model_file.Network:
 
 def _load_workdir(path: str, step: int | str) -> tuple[str, dict[str, model_file.Network]]:
   # pylint: disable-next=g-import-not-at-top
-  from nhp_jax.evaluation import from_checkpoints  # restoring needs orbax: only for workdirs
+  from nhp_jax.evaluation import describe  # restoring needs orbax: only for workdirs
   from nhp_jax.train import checkpointing  # pylint: disable=g-import-not-at-top
-  if os.path.isdir(os.path.join(path, from_checkpoints.DESCRIPTOR_SUBDIR)):
-    den_dir, des_dir = from_checkpoints.resolve_workdirs(path)
-    descriptor = from_checkpoints.restore(des_dir, step)
+  if os.path.isdir(os.path.join(path, describe.DESCRIPTOR_SUBDIR)):
+    den_dir, des_dir = describe.resolve_workdirs(path)
+    descriptor = describe.restore(des_dir, step)
     if descriptor.config.task != "descriptor":
       raise errors.CheckpointError(f"{des_dir}: expected a descriptor training workdir, found "
                                    f"a {descriptor.config.task} workdir")
     if den_dir is None:
       return "descriptor", {"descriptor": _network(descriptor)}
-    denoiser = from_checkpoints.restore(den_dir, step)
+    denoiser = describe.restore(den_dir, step)
     return "pair", {"denoiser": _network(denoiser), "descriptor": _network(descriptor)}
   if os.path.isdir(os.path.join(path, checkpointing.CHECKPOINT_DIR)):
-    restored = from_checkpoints.restore(path, step)
+    restored = describe.restore(path, step)
     name, task = restored.config.model.name, restored.config.task
     if name == "denoise_describe":
       return "joint", {"joint": _network(restored)}
@@ -386,8 +386,8 @@ def _load_workdir(path: str, step: int | str) -> tuple[str, dict[str, model_file
       return "descriptor", {"descriptor": _network(restored)}
     raise errors.CheckpointError(
         f"{path}: expected a descriptor or joint training workdir, found a {task} workdir "
-        f"(model {name}); load the run folder holding {from_checkpoints.DENOISER_SUBDIR}/ and "
-        f"{from_checkpoints.DESCRIPTOR_SUBDIR}/ instead")
+        f"(model {name}); load the run folder holding {describe.DENOISER_SUBDIR}/ and "
+        f"{describe.DESCRIPTOR_SUBDIR}/ instead")
   listing = sorted(os.listdir(path))
   raise errors.CheckpointError(
       f"{path}: expected an exported model file, a run folder (denoiser/ + descriptor/) or a "
@@ -476,7 +476,7 @@ def evaluate(descriptors: Any, patches: Any = None, *, data_dir: str | os.PathLi
   # pylint: disable=g-import-not-at-top
   from nhp_jax.data import patchset as patchset_lib
   from nhp_jax.data import splits as splits_lib
-  from nhp_jax.evaluation import descriptor_io, runner, task_files, types
+  from nhp_jax.evaluation import descriptor_io, score, task_files, types
 
   data_dir = None if data_dir is None else os.fspath(data_dir)
   tasks_dir = None if tasks_dir is None else os.fspath(tasks_dir)
@@ -488,7 +488,7 @@ def evaluate(descriptors: Any, patches: Any = None, *, data_dir: str | os.PathLi
     descs = descriptors
   elif isinstance(descriptors, (str, os.PathLike)):
     folder = os.fspath(descriptors)
-    splits_path = runner.splits_file(tasks_dir, data_dir)
+    splits_path = score.splits_file(tasks_dir, data_dir)
     try:
       sequences = splits_lib.split_sequences(split, "test", splits_lib.load_splits(splits_path))
     except errors.TaskFileError as e:
@@ -515,8 +515,8 @@ def evaluate(descriptors: Any, patches: Any = None, *, data_dir: str | os.PathLi
     raise errors.DescriptorError(f"descriptors: expected finite values, found NaN or Inf in "
                                  f"{int(bad.sum())} of {len(bad)} rows (the first: row "
                                  f"{int(np.argmax(bad))}, label-major)")
-  return runner.evaluate_descriptor_set(
+  return score.evaluate_descriptor_set(
       descs, split, tasks_dir=tasks_dir, data_dir=data_dir,
-      tasks=tuple(tasks) if tasks is not None else runner.TASKS,
+      tasks=tuple(tasks) if tasks is not None else types.BENCHMARKS,
       n_pairs=task_files.OFFICIAL_N_PAIRS if n_pairs is None else n_pairs, metric=metric,
       meta=meta)

@@ -7,7 +7,7 @@ describe chain runs on the device, and block i's result is fetched only
 after block i + 1 has been dispatched, so the host copies overlap the
 device's work. Each block is split over this process's devices (the largest
 count that divides the block), so several GPUs, TPU cores or the CPU's host
-devices (one per core, see `nhp_jax.train.host_devices`) share it.
+devices (one per core, see `nhp_jax.host_devices`) share it.
 """
 
 from typing import Any, Callable, Mapping, Optional
@@ -26,7 +26,7 @@ from nhp_jax.errors import ConfigError, DataError, NumericsError
 
 # (module, variables): a model and the variables {"params", ["batch_stats"]} it applies.
 ModelAndVariables = tuple[nn.Module, Mapping[str, Any]]
-INPUTS = ("noisy", "clean", "denoised")
+INPUTS = ("noisy", "denoised", "clean")   # lower bound, the pipeline, upper bound
 DEFAULT_BATCH_SIZE = 1024
 _PATCH_SHAPE = (layout.PATCH_SIZE, layout.PATCH_SIZE, 1)
 # Fewest rows per device when a block is split over this process's devices.

@@ -5,7 +5,7 @@ to be decided before JAX's backend starts (XLA reads XLA_FLAGS then):
 
   * **CPU** (no accelerator plugin installed, or JAX_PLATFORMS=cpu): the XLA
     host devices a process's batches are split over, the longer collective
-    timeout and glibc's keep-freed-memory setting (`train.host_devices`;
+    timeout and glibc's keep-freed-memory setting (`host_devices`;
     NHP_CPU_DEVICES=N sets the count), and the models' CPU convolution
     forms (`cpu_forms()`: `fast_conv` im2col/col2im matmuls for the
     1-channel and few-output convolutions, L2-Net's custom-VJP dense head).
@@ -33,6 +33,7 @@ import os
 from absl import logging
 
 from nhp_jax import errors
+from nhp_jax import host_devices
 
 CONV_FORMS_ENV = "NHP_CONV_FORMS"      # "auto" (default), "cpu" or "plain"
 NUM_PROCESSES_ENV = "NHP_NUM_PROCESSES"
@@ -85,7 +86,6 @@ def setup(batch_sizes=None, *, distributed: bool = False) -> str:
   if _state["setup"]:
     return kind
   if kind == "cpu":
-    from nhp_jax.train import host_devices  # pylint: disable=import-outside-toplevel
     host_devices.configure_from_env(batch_sizes=batch_sizes)
   _state["setup"] = True
   if distributed or int(os.environ.get(NUM_PROCESSES_ENV, "").strip() or 0) > 1:

@@ -31,17 +31,17 @@ MODULES = (
     "nhp_jax.resources", "nhp_jax.models", "nhp_jax.models.denoise_describe",
     "nhp_jax.models.dncnn", "nhp_jax.models.fast_conv", "nhp_jax.models.l2net",
     "nhp_jax.models.unet", "nhp_jax.train.checkpointing", "nhp_jax.train.config_validation",
-    "nhp_jax.train.host_devices", "nhp_jax.train.sharding", "nhp_jax.train.state",
-    "nhp_jax.train.steps", "nhp_jax.data.augment", "nhp_jax.data.cache",
+    "nhp_jax.host_devices", "nhp_jax.train.sharding", "nhp_jax.train.state",
+    "nhp_jax.train.steps", "nhp_jax.train.grafting", "nhp_jax.platform", "nhp_jax.data.augment", "nhp_jax.data.cache",
     "nhp_jax.data.embedded", "nhp_jax.data.generator", "nhp_jax.data.layout",
     "nhp_jax.data.noise", "nhp_jax.data.patchset", "nhp_jax.data.reader",
-    "nhp_jax.data.splits", "nhp_jax.data.triplets", "nhp_jax.evaluation.descriptor_io",
-    "nhp_jax.evaluation.from_checkpoints", "nhp_jax.evaluation.kernels",
+    "nhp_jax.data.splits", "nhp_jax.data.training_data", "nhp_jax.data.triplets", "nhp_jax.evaluation.descriptor_io",
+    "nhp_jax.evaluation.describe", "nhp_jax.evaluation.kernels",
     "nhp_jax.evaluation.matching", "nhp_jax.evaluation.report",
-    "nhp_jax.evaluation.retrieval", "nhp_jax.evaluation.runner",
+    "nhp_jax.evaluation.retrieval", "nhp_jax.evaluation.runner", "nhp_jax.evaluation.score",
     "nhp_jax.evaluation.task_files", "nhp_jax.evaluation.types",
-    "nhp_jax.evaluation.verification", "benchmarks.train_throughput",
-    "benchmarks.conv_roofline", "benchmarks.eval_speed")
+    "nhp_jax.evaluation.verification", "nhp_jax.evaluation.baselines", "benchmarks.train_throughput",
+    "benchmarks.conv_roofline", "benchmarks.eval_speed", "benchmarks.common")
 BLOCKED = ("tensorflow", "tensorflow_datasets", "tensorboard", "tf_keras", "clu")
 
 
@@ -129,11 +129,11 @@ def inference_from_run_folder(run_folder: str) -> None:
   # pylint: disable=g-import-not-at-top
   from nhp_jax import inference
   from nhp_jax.data import patchset
-  from nhp_jax.evaluation import from_checkpoints
+  from nhp_jax.evaluation import describe
 
-  den_dir, des_dir = from_checkpoints.resolve_workdirs(run_folder)
-  descriptor = from_checkpoints.restore(des_dir)
-  denoiser = from_checkpoints.restore(den_dir, "latest")
+  den_dir, des_dir = describe.resolve_workdirs(run_folder)
+  descriptor = describe.restore(des_dir)
+  denoiser = describe.restore(den_dir, "latest")
   rng = np.random.default_rng(1)
   patches = patchset.from_arrays({
       name: (rng.integers(0, 256, (n, 16, 32, 32), dtype=np.uint8),
@@ -152,9 +152,9 @@ def scoring(run_folder: str, descriptors_dir: str, out_dir: str) -> None:
   """The evaluator on the run folder (checkpoint mode) and on an exported folder."""
   # pylint: disable=g-import-not-at-top
   from nhp_jax.data import embedded
-  from nhp_jax.evaluation import from_checkpoints, runner
+  from nhp_jax.evaluation import runner
 
-  doc = from_checkpoints.evaluate_workdir(
+  doc = runner.evaluate_workdir(
       run_folder, inputs=("denoised",), n_pairs=100,
       json_out=os.path.join(out_dir, "workdir.json"))
   assert doc["details"]["headline_input"] == "denoised"

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks import common
 from benchmarks import compare_torch
 from benchmarks import conv_roofline
 from benchmarks import train_throughput
@@ -25,8 +26,7 @@ def test_dncnn17_flops_match_the_model():
   shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 1)))
   kernels = _conv_kernels(shapes["params"])
   assert len(kernels) == 17
-  assert train_throughput.DNCNN17_FORWARD_FLOPS == sum(2 * 32 * 32 * np.prod(k)
-                                                       for k in kernels)
+  assert common.forward_flops(model) == sum(2 * 32 * 32 * np.prod(k) for k in kernels)
 
 
 def test_l2net_flops_match_the_model():
@@ -36,8 +36,8 @@ def test_l2net_flops_match_the_model():
   kernels = _conv_kernels(shapes["params"])
   sides = [32, 32, 16, 16, 8, 8, 1]
   assert len(kernels) == len(sides)
-  assert train_throughput.L2NET_FORWARD_FLOPS == sum(2 * s * s * np.prod(k)
-                                                     for s, k in zip(sides, kernels))
+  assert common.forward_flops(model) == sum(2 * s * s * np.prod(k)
+                                            for s, k in zip(sides, kernels))
 
 
 def test_default_plan_gives_each_training_batch_a_process():
@@ -56,47 +56,53 @@ def test_unknown_workload_is_refused(capsys):
 
 
 def test_roofline_finds_every_conv_of_the_models():
-  """The layers conv_roofline times are the models' own, and their FLOP the constants above."""
-  l2net_layers = conv_roofline.model_layers(get_model("l2net"))
+  """The layers conv_roofline times are the models' own, with the FLOP of their shapes."""
+  l2net_layers = common.model_layers(get_model("l2net"))
   assert [layer.name for layer in l2net_layers] == [f"conv_{i}" for i in range(6)] + ["head"]
   assert [layer.strides for layer in l2net_layers] == [(1, 1), (1, 1), (2, 2), (1, 1), (2, 2),
                                                        (1, 1), (1, 1)]
   assert [layer.output_side for layer in l2net_layers] == [(32, 32), (32, 32), (16, 16),
                                                            (16, 16), (8, 8), (8, 8), (1, 1)]
   assert [layer.full_frame for layer in l2net_layers] == [False] * 6 + [True]
-  assert sum(layer.forward_flops for layer in l2net_layers) == train_throughput.L2NET_FORWARD_FLOPS
-  unet_layers = conv_roofline.model_layers(get_model("unet_shallow"))
+  assert sum(layer.forward_flops for layer in l2net_layers) == 2 * (
+      1024 * 9 * 1 * 32 + 1024 * 9 * 32 * 32 + 256 * 9 * 32 * 64 + 256 * 9 * 64 * 64
+      + 64 * 9 * 64 * 128 + 64 * 9 * 128 * 128 + 8192 * 128)
+  unet_layers = common.model_layers(get_model("unet_shallow"))
   assert [layer.kernel for layer in unet_layers] == [(3, 3, 1, 16), (3, 3, 16, 32), (2, 2, 32, 64),
                                                      (3, 3, 80, 64), (3, 3, 64, 1)]
-  assert sum(layer.forward_flops for layer in unet_layers) == train_throughput.UNET_FORWARD_FLOPS
-  dncnn_layers = conv_roofline.model_layers(get_model("dncnn", depth=17, features=64))
+  # 3x3 1->16 at 32x32, 3x3 16->32 at 16x16, 2x2 32->64 at 32x32, 3x3 80->64 and 3x3 64->1
+  # at 32x32.
+  assert sum(layer.forward_flops for layer in unet_layers) == 2 * (
+      1024 * 9 * 1 * 16 + 256 * 9 * 16 * 32 + 1024 * 4 * 32 * 64 + 1024 * 9 * 80 * 64
+      + 1024 * 9 * 64 * 1)
+  dncnn_layers = common.model_layers(get_model("dncnn", depth=17, features=64))
   assert sum(layer.forward_flops for layer in dncnn_layers) == (
-      train_throughput.DNCNN17_FORWARD_FLOPS)
+      2 * 1024 * 9 * (1 * 64 + 15 * 64 * 64 + 64 * 1))
 
 
 def test_roofline_layers_compute_what_the_models_convs_compute():
   """Each timed layer (plain conv, or the head's matmul) equals nn.Conv with its settings."""
   rng = np.random.default_rng(0)
-  for layer in conv_roofline.model_layers(get_model("l2net")):
+  for layer in common.model_layers(get_model("l2net")):
     x = jnp.asarray(rng.normal(size=(2, *layer.input_shape)), jnp.float32)
     conv = nn.Conv(layer.kernel[-1], layer.kernel[:2], strides=layer.strides,
                    padding=layer.padding, use_bias=False)
     variables = conv.init(jax.random.PRNGKey(0), x)
     want = conv.apply(variables, x).reshape(2, -1)
-    got = conv_roofline._layer_fn(layer)(x, variables["params"]["kernel"]).reshape(2, -1)
+    got = common._layer_fn(layer)(x, variables["params"]["kernel"]).reshape(2, -1)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=layer.name)
 
 
 def test_roofline_bound_is_the_batch_over_the_summed_layer_times(monkeypatch):
-  layers = conv_roofline.model_layers(get_model("unet_shallow"))
+  layers = common.model_layers(get_model("unet_shallow"))
   times = {layer.name: 0.001 * (i + 1) for i, layer in enumerate(layers)}  # 1..5 ms
-  monkeypatch.setattr(conv_roofline, "time_layer", lambda layer, batch, *a: times[layer.name])
-  bound = conv_roofline.model_bound(layers, 30)
+  monkeypatch.setattr(common, "time_layer", lambda layer, batch, *a: times[layer.name])
+  bound = common.model_bound(layers, 30)
   assert bound["examples_per_s"] == pytest.approx(30 / 0.015, rel=1e-3)
   assert bound["gflops"] == pytest.approx(
-      30 * 3 * train_throughput.UNET_FORWARD_FLOPS / 0.015 / 1e9, rel=1e-3)
+      30 * 3 * common.forward_flops(get_model("unet_shallow")) / 0.015 / 1e9, rel=1e-3)
   assert [entry["ms"] for entry in bound["layers"]] == [1.0, 2.0, 3.0, 4.0, 5.0]
-  monkeypatch.setattr(conv_roofline, "time_layer",
+  monkeypatch.setattr(common, "time_layer",
                       lambda layer, batch, *a: times[layer.name] * (1 if batch == 8 else 3))
   best = conv_roofline.best_bound(get_model("unet_shallow"), [4, 8])
   assert best["best_batch"] == 8
@@ -104,8 +110,8 @@ def test_roofline_bound_is_the_batch_over_the_summed_layer_times(monkeypatch):
 
 
 def test_roofline_times_a_layer_and_refuses_bad_batches(capsys):
-  layer = conv_roofline.model_layers(get_model("l2net"))[2]
-  assert conv_roofline.time_layer(layer, 2, steps=1, warmup=0) > 0
+  layer = common.model_layers(get_model("l2net"))[2]
+  assert common.time_layer(layer, 2, steps=1, warmup=0) > 0
   with pytest.raises(SystemExit):
     conv_roofline.parse_args(["--batch=50,x"])
   assert "comma-separated integers" in capsys.readouterr().err

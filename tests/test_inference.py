@@ -136,7 +136,7 @@ def test_describe_fn_compiles_once_and_accepts_float_input(tiny):
 
 
 def test_bad_inputs_fail_clearly(descriptor, tiny):
-  with pytest.raises(ConfigError, match="known: noisy, clean, denoised"):
+  with pytest.raises(ConfigError, match="known: noisy, denoised, clean"):
     inference.describe_patchset(tiny, descriptor, input="raw")
   with pytest.raises(ConfigError, match="needs a denoiser"):
     inference.describe_patchset(tiny, descriptor, None, input="denoised")

@@ -13,12 +13,12 @@ import importlib
 
 import ml_collections
 
-from nhp_jax.workflows import main_job
+from nhp_jax.workflows import stages
 
 PIPELINES = {"best": "experiments.configs.best",                     # the default
              "fast": "experiments.configs.fast",
              "baseline": "experiments.configs.pipeline_baseline"}    # the seed's Fig. 4
-STAGES = main_job.STAGES
+STAGES = stages.STAGES
 
 SCALES = ("main", "full")
 SCALE_FIELDS = ("train_labels", "denoiser_epochs", "triplets_per_epoch", "descriptor_epochs",

@@ -70,3 +70,24 @@ def from_arrays(per_sequence: dict[str, tuple[np.ndarray, np.ndarray]]) -> Patch
   clean = np.concatenate([per_sequence[n][0] for n in names]) if names else empty
   noisy = np.concatenate([per_sequence[n][1] for n in names]) if names else empty
   return PatchSet(names, offsets, clean, noisy)
+
+
+def take_labels(patches: PatchSet, labels: np.ndarray) -> PatchSet:
+  """The PatchSet of the given labels (sorted, distinct), in memory; empty sequences dropped."""
+  labels = np.asarray(labels, np.int64)
+  seq = patches.sequence_of_label()[labels]
+  keep = np.unique(seq)
+  counts = np.bincount(seq, minlength=len(patches.sequences))[keep]
+  return PatchSet(tuple(patches.sequences[s] for s in keep),
+                  np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                  np.asarray(patches.clean[labels]), np.asarray(patches.noisy[labels]))
+
+
+def first_labels(patches: PatchSet, per_sequence: int) -> PatchSet:
+  """The first `per_sequence` labels of every sequence (all of them for 0 or fewer)."""
+  if per_sequence <= 0 or (patches.counts() <= per_sequence).all():
+    return patches
+  labels = np.concatenate([np.arange(patches.offsets[i],
+                                     min(patches.offsets[i] + per_sequence, patches.offsets[i + 1]))
+                           for i in range(len(patches.sequences))])
+  return take_labels(patches, labels)

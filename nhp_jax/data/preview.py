@@ -7,6 +7,8 @@ from PIL import ImageDraw
 from nhp_jax import atomic
 from nhp_jax.data import layout
 from nhp_jax.data import patchset
+from nhp_jax.data import reader
+from nhp_jax.data import splits
 
 # Columns drawn: (image type, noisy?).
 COLUMNS = (("ref", False), ("e1", False), ("h1", False), ("t1", False), ("e5", False),
@@ -65,3 +67,16 @@ def save_mosaic(path: str, ps: patchset.PatchSet, labels: np.ndarray, zoom: int 
   """Writes `mosaic(ps, labels, zoom)` as a greyscale PNG (atomically)."""
   with atomic.atomic_path(path, suffix=".png") as tmp:
     Image.fromarray(mosaic(ps, labels, zoom)).save(tmp, format="PNG", optimize=True)
+
+
+def save_sample(root: str, path: str, rows: int = 8, seed: int = 0) -> np.ndarray:
+  """Draws `rows` labels of the test sequences of a dataset root to the PNG at `path`.
+
+  Returns:
+    The labels drawn (indices into the PatchSet read from the picked sequences).
+  """
+  names = splits.split_sequences("full", "test", splits.splits_for_root(root))
+  ps = reader.read_split(root, pick_sequences(names, rows))
+  labels = pick_labels(ps, np.random.default_rng(seed))
+  save_mosaic(path, ps, labels)
+  return labels

@@ -26,6 +26,7 @@ import numpy as np
 
 from nhp_jax import atomic
 from nhp_jax.evaluation import summary
+from nhp_jax.evaluation import types
 
 # The benchmark's colours of the three levels (res_article.m's task_clrs).
 LEVEL_COLOURS = {"Easy": (0 / 256, 136 / 256, 55 / 256), "Hard": (94 / 256, 60 / 256, 153 / 256),
@@ -53,7 +54,7 @@ def plot_map_bars(maps: Mapping[str, Sequence[float]], path: str | os.PathLike, 
   Returns:
     The drawn Figure.
   """
-  tasks = summary.TASKS
+  tasks = types.BENCHMARKS
   n = max(len(maps), 1)
   upright = n > 3  # narrow bars: value labels turned upright so neighbours do not collide
   fig = Figure(figsize=(max(6.4, 2.0 + 0.3 * n * len(tasks)), 3.8), dpi=100,
@@ -78,7 +79,7 @@ def plot_map_bars(maps: Mapping[str, Sequence[float]], path: str | os.PathLike, 
 
 
 def plot_benchmark_bars(results: Mapping[str, Mapping[str, Mapping[str, Any]]],
-                        path: str | os.PathLike, *, tasks: Sequence[str] = summary.TASKS,
+                        path: str | os.PathLike, *, tasks: Sequence[str] = types.BENCHMARKS,
                         title: str | None = None) -> Figure:
   """The benchmark's bar figure for several descriptors.
 

@@ -26,8 +26,9 @@ import numpy as np
 
 from nhp_jax import atomic
 from nhp_jax.evaluation import summary
+from nhp_jax.evaluation import types
 
-TASKS = summary.TASKS
+types.BENCHMARKS = types.BENCHMARKS
 LEVEL_NAMES = summary.LEVEL_NAMES
 NEGATIVES = summary.NEGATIVES
 LAYOUTS = ("official", "side_by_side")  # of `format_official`
@@ -52,7 +53,7 @@ def results_json(results: Mapping[str, Mapping[str, Any]],
   """The results document of one evaluation.
 
   Args:
-    results: {task: result dict of its kernel}, tasks among `TASKS`; each
+    results: {task: result dict of its kernel}, tasks among `types.BENCHMARKS`; each
       dict has "mAP" and "levels".
     wall_times: {task: seconds spent scoring it}.
     meta: how the run was set up (split, metric, task sources, ...), kept
@@ -62,11 +63,11 @@ def results_json(results: Mapping[str, Mapping[str, Any]],
     {"verification": mAP or None, "matching": ..., "retrieval": ...,
      "details": {task: {"mAP", "levels", "wall_time_s"}, "meta": {...}}}.
   """
-  unknown = sorted(set(results) - set(TASKS))
+  unknown = sorted(set(results) - set(types.BENCHMARKS))
   if unknown:
-    raise ValueError(f"unknown tasks {unknown}; known: {', '.join(TASKS)}")
+    raise ValueError(f"unknown tasks {unknown}; known: {', '.join(types.BENCHMARKS)}")
   wall_times = wall_times or {}
-  doc = {task: None for task in TASKS}
+  doc = {task: None for task in types.BENCHMARKS}
   doc.update(summary.headline(results))
   details = {}
   for task, result in results.items():
@@ -81,7 +82,6 @@ def results_json(results: Mapping[str, Mapping[str, Any]],
 def write_results(path: str | os.PathLike, doc: Mapping[str, Any]) -> None:
   """Writes a `results_json` document atomically."""
   atomic.write_json(path, _plain(doc))
-
 
 
 # ---------------------------------------------------------------- tables
@@ -155,7 +155,7 @@ def official_blocks(task: str, result: Mapping[str, Any], name: str) -> list[str
     q = summary.num_queries(result)
     queries = "10K" if q == 10000 else (f"{q}" if q is not None else "all")
     return [f"{label} - mAP {queries} queries\n" + simple_table(["Noise"] + pools, rows)]
-  raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+  raise ValueError(f"unknown task {task!r}; known: {', '.join(types.BENCHMARKS)}")
 
 
 def _side_by_side(columns: Sequence[str], width: int, gap: int = 4) -> str:
@@ -182,7 +182,7 @@ def _side_by_side(columns: Sequence[str], width: int, gap: int = 4) -> str:
 
 
 def format_official(results: Mapping[str, Mapping[str, Mapping[str, Any]]],
-                    tasks: Sequence[str] = TASKS, layout: str = "official",
+                    tasks: Sequence[str] = types.BENCHMARKS, layout: str = "official",
                     width: int = 160) -> str:
   """The official printer's output for several descriptors.
 
@@ -213,7 +213,6 @@ def format_official(results: Mapping[str, Mapping[str, Mapping[str, Any]]],
   return "\n\n\n".join(out) + "\n"
 
 
-
 def descriptor_label(doc: Mapping[str, Any]) -> str:
   """The name a results document's tables are printed under."""
   meta = doc.get("details", {}).get("meta", {})
@@ -242,7 +241,7 @@ def format_tables(doc: Mapping[str, Any], name: str | None = None) -> str:
   """
   details = doc.get("details", {})
   meta = details.get("meta", {})
-  tasks = [t for t in TASKS if doc.get(t) is not None]
+  tasks = [t for t in types.BENCHMARKS if doc.get(t) is not None]
   blocks = []
   if meta:
     blocks.append("  ".join(f"{k}={meta[k]}" for k in ("split", "metric", "descriptors")
@@ -263,5 +262,28 @@ def format_tables(doc: Mapping[str, Any], name: str | None = None) -> str:
                  + (f"  ({', '.join(notes)})" if notes else ""))
   blocks.append("\n".join(["nhp_jax summary (not printed by hpatches_results.py):"] + extra
                           + ["Headline: " + "  ".join(f"{t} {official_number(doc.get(t))}"
-                                                       for t in TASKS)]))
+                                                       for t in types.BENCHMARKS)]))
   return "\n\n".join(blocks) + "\n"
+
+
+def comparison_table(docs: Mapping[str, Mapping]) -> str:
+  """Markdown, the seed's Fig. 4 layout: one row per benchmark, one column per document.
+
+  Args:
+    docs: {column name (an input kind, a pipeline, a descriptor): results document}.
+  """
+  names = list(docs)
+  lines = ["| task | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+  for task in types.BENCHMARKS:
+    cells = [docs[k].get(task) for k in names]
+    lines.append(f"| {task} | " + " | ".join("-" if c is None else f"{c:.3f}" for c in cells)
+                 + " |")
+  return "\n".join(lines) + "\n"
+
+
+def input_tables(doc: Mapping) -> str:
+  """The tables of each input kind of a checkpoint evaluation (`runner.evaluate_workdir`),
+  then their comparison table."""
+  docs = doc["details"]["inputs"]
+  parts = [f"== {kind} inputs ==\n" + format_tables(d) for kind, d in docs.items()]
+  return "\n".join(parts) + "\n" + comparison_table(docs)

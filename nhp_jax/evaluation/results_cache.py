@@ -36,7 +36,7 @@ from typing import Any
 from nhp_jax import atomic
 from nhp_jax.data import layout
 from nhp_jax.errors import ConfigError
-from nhp_jax.evaluation import summary
+from nhp_jax.evaluation import types
 
 FORMAT = "nhp_jax.results/1"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
@@ -111,7 +111,7 @@ def load_results(results_dir: str | os.PathLike, descriptors: Sequence[str],
   Args:
     results_dir: the cache folder.
     descriptors: descriptor names, in the order wanted.
-    tasks: tasks among `summary.TASKS`.
+    tasks: tasks among `types.BENCHMARKS`.
     split: split name.
 
   Returns:
@@ -124,9 +124,9 @@ def load_results(results_dir: str | os.PathLike, descriptors: Sequence[str],
   if not os.path.isdir(results_dir):
     raise ConfigError(f"--results_dir: expected a folder of cached results, found no folder "
                       f"{os.fspath(results_dir)!r}")
-  unknown = [t for t in tasks if t not in summary.TASKS]
+  unknown = [t for t in tasks if t not in types.BENCHMARKS]
   if unknown or not tasks:
-    raise ConfigError(f"--task: expected some of {', '.join(summary.TASKS)}, "
+    raise ConfigError(f"--task: expected some of {', '.join(types.BENCHMARKS)}, "
                       f"found {', '.join(tasks) or 'none'}")
   out = {}
   for name in descriptors:

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-TASKS = ("verification", "matching", "retrieval")
+from nhp_jax.evaluation import types
+
 LEVELS = ("e", "h", "t")
 LEVEL_NAMES = {"e": "Easy", "h": "Hard", "t": "Tough"}
 NEGATIVES = ("inter", "intra")
@@ -46,7 +47,7 @@ def headline(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     results: {task: the dict its `evaluate_*` returned}; tasks not scored
       are left out of the answer.
   """
-  return {task: float(results[task]["mAP"]) for task in TASKS if task in results}
+  return {task: float(results[task]["mAP"]) for task in types.BENCHMARKS if task in results}
 
 
 def _added_in_order(values) -> float:
@@ -63,7 +64,7 @@ def verification_rows(result: Mapping[str, Any]) -> dict[str, list[list]]:
   Args:
     result: a verification result ({"levels": {lv: {neg: {"ap", "auc"}}}});
       where levels[lv][neg] holds the official "balanced"/"imbalanced"
-      entries (`runner.verification_curves`), their auc/ap are shown.
+      entries (`score.verification_curves`), their auc/ap are shown.
   """
   levels = result["levels"]
 
@@ -157,7 +158,7 @@ def official_numbers(task: str, result: Mapping[str, Any]) -> dict:
   if task == "retrieval":
     pools, rows = retrieval_rows(result)
     return {row[0]: {str(p): float(v) for p, v in zip(pools, row[1:])} for row in rows}
-  raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+  raise ValueError(f"unknown task {task!r}; known: {', '.join(types.BENCHMARKS)}")
 
 
 def bar_values(task: str, result: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
@@ -177,4 +178,4 @@ def bar_values(task: str, result: Mapping[str, Any]) -> tuple[float, dict[str, f
   if task == "retrieval":
     return float(result["mAP"]), {LEVEL_NAMES[lv]: float(result["levels"][lv]["ap"])
                                   for lv in LEVELS}
-  raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+  raise ValueError(f"unknown task {task!r}; known: {', '.join(types.BENCHMARKS)}")

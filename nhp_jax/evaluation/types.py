@@ -9,6 +9,9 @@ import dataclasses
 
 import numpy as np
 
+# The three HPatches benchmarks, in the order every table and document lists them.
+BENCHMARKS = ("verification", "matching", "retrieval")
+
 
 @dataclasses.dataclass(frozen=True)
 class DescriptorSet:

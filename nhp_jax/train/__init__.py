@@ -1,5 +1,5 @@
 """Training: train state, pure steps, data parallelism, checkpoints and the loop.
 
-This package file imports nothing, so `nhp_jax.train.host_devices` can run
-before JAX is imported.
+This package file imports nothing, so importing one of its modules loads
+only what that module needs.
 """

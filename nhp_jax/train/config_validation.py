@@ -14,6 +14,7 @@ from typing import Any
 import ml_collections
 
 from nhp_jax import errors
+from nhp_jax import inference
 from nhp_jax.data import augment, generator, triplets
 from nhp_jax.models import MODELS, get_model
 from nhp_jax.train import steps
@@ -101,7 +102,6 @@ TASK_MODELS = {
     "joint": ("denoise_describe",),
 }
 VALIDATION_SOURCES = ("heldout", "test")
-INPUT_SOURCES = ("clean", "noisy", "denoised")
 
 _COMMON = {
     "task": _str(tuple(TASK_MODELS)),
@@ -158,7 +158,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "denoiser": {**_COMMON, **_HPATCHES_DATA,
                  "transfer": {"pretrained_workdir": _str(), "checkpoint": _checkpoint_ref()}},
     "descriptor": {**_COMMON, **_HPATCHES_DATA, **_DESCRIPTOR,
-                   "input": {"source": _str(INPUT_SOURCES), "denoiser_workdir": _str(),
+                   "input": {"source": _str(inference.INPUTS), "denoiser_workdir": _str(),
                              "denoiser_checkpoint": _checkpoint_ref(),
                              "denoise_batch_size": _int(1)}},
     "joint": {**_COMMON, **_HPATCHES_DATA, **_DESCRIPTOR,

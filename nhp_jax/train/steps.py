@@ -12,7 +12,9 @@ gets its own batch-norm batch and the running statistics are updated three
 times per step, in that order. `bn_passes=3` reproduces that (the default);
 `bn_passes=1` sends the concatenated 3B patches through one pass: one
 batch-norm batch over all three, one running-statistics update, fewer and
-larger convolutions.
+larger convolutions. The steps take `bn_passes` as given: a config's value
+is checked against its loss (`BN_PASSES`, `PAIR_BN_PASSES`) by
+`config_validation` before any training.
 
 Hardest-in-batch descriptor loss (HardNet): batches of anchor-positive pairs
 of distinct labels; each pair's negative is the closest other descriptor of
@@ -162,8 +164,6 @@ def descriptor_train_step(state, batch, *, margin: float = 1.0, bn_passes: int =
     positive hinge), "d_pos" and "d_neg" (mean d(a, p), d(a, n)),
     "grad_norm", "lr"; each () float32.
   """
-  if bn_passes not in BN_PASSES:
-    raise ValueError(f"bn_passes must be one of {BN_PASSES}, got {bn_passes}")
   key = state.step_key()
   batch = _augmented(batch, _TRIPLET, augment, key)
   xs = [_pixels(batch[k]) for k in _TRIPLET]
@@ -202,9 +202,6 @@ def hardest_in_batch_train_step(state, batch, *, margin: float = 1.0, bn_passes:
     negative distances), "sos" (the unweighted regulariser, when on),
     "grad_norm", "lr"; each () float32.
   """
-  if bn_passes not in PAIR_BN_PASSES:
-    raise ValueError(f"bn_passes must be one of {PAIR_BN_PASSES} for anchor-positive "
-                     f"batches, got {bn_passes}")
   key = state.step_key()
   batch = _augmented(batch, _PAIR, augment, key)
   xs = [_pixels(batch[k]) for k in _PAIR]
@@ -247,9 +244,6 @@ def joint_train_step(state, batch, *, loss: str = "triplet", mae_weight: float =
     that loss's own metrics, "grad_norm", "lr"; each () float32.
   """
   names = _TRIPLET if loss == "triplet" else _PAIR
-  passes = BN_PASSES if loss == "triplet" else PAIR_BN_PASSES
-  if bn_passes not in passes:
-    raise ValueError(f"bn_passes must be one of {passes} for loss {loss!r}, got {bn_passes}")
   key = state.step_key()
   groups = tuple(g + tuple(CLEAN_PREFIX + k for k in g) for g in _AUGMENT_GROUPS)
   batch = _augmented(batch, names + tuple(CLEAN_PREFIX + k for k in names), augment, key,

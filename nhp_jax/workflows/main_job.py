@@ -1,7 +1,7 @@
 """The main job: train a pipeline's stages, score its test split, export its model.
 
 A pipeline config (`experiments/configs/pipelines.py`) holds one experiment
-config per stage, in `STAGES` order; the stages present train one after the
+config per stage, in `stages.STAGES` order; the stages present train one after the
 other under `<workdir>/<stage>/`, each resuming from its own checkpoints.
 Then the separately trained descriptor is scored with noisy, denoised and
 clean test patches (the seed's Fig. 4 columns) and, for pipelines with a
@@ -22,10 +22,18 @@ from collections.abc import Callable, Sequence
 from absl import logging
 import ml_collections
 
+from nhp_jax import api
 from nhp_jax import atomic
 from nhp_jax import platform
+from nhp_jax.evaluation import baselines
+from nhp_jax.evaluation import describe
+from nhp_jax.evaluation import plots
+from nhp_jax.evaluation import report
+from nhp_jax.evaluation import runner
+from nhp_jax.evaluation import types
+from nhp_jax.train import loop
+from nhp_jax.workflows import stages
 
-STAGES = ("pretrain", "denoiser", "descriptor", "joint")
 MODEL_FILE = "model"      # <workdir>/model: the headline model, `nhp_jax.load`-able
 RESULTS_JSON, RESULTS_MD, RESULTS_PNG = "results.json", "results.md", "results.png"
 
@@ -49,27 +57,6 @@ class MainJobResult:
   model: str
 
 
-def stages_of(c: ml_collections.ConfigDict) -> list[str]:
-  """The stages a pipeline config has, in training order."""
-  return [s for s in STAGES if s in c]
-
-
-def stage_dirs(workdir: str) -> dict[str, str]:
-  """{stage: <workdir>/<stage>} for every stage of `STAGES`."""
-  return {stage: os.path.join(workdir, stage) for stage in STAGES}
-
-
-def wire(c: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
-  """Points each stage at the workdirs of the stages it builds on; returns `stage_dirs`."""
-  dirs = stage_dirs(workdir)
-  if "pretrain" in c:
-    c.denoiser.transfer.pretrained_workdir = dirs["pretrain"]
-  if "joint" in c:
-    c.joint.joint.denoiser_workdir, c.joint.joint.descriptor_workdir = (dirs["denoiser"],
-                                                                        dirs["descriptor"])
-  return dirs
-
-
 def train(c: ml_collections.ConfigDict, workdir: str, data_dir: str | None = None,
           on_stage: Callable[[str, float], None] | None = None) -> dict[str, float]:
   """Trains every stage of `c` under `workdir` (finished stages resume as no-ops).
@@ -83,11 +70,9 @@ def train(c: ml_collections.ConfigDict, workdir: str, data_dir: str | None = Non
   Returns:
     {stage: wall seconds of this call}.
   """
-  # pylint: disable-next=g-import-not-at-top
-  from nhp_jax.train import loop
-  dirs, stages, seconds = wire(c, workdir), stages_of(c), {}
-  for i, stage in enumerate(stages):
-    logging.info("[%d/%d] %s -> %s", i + 1, len(stages) + 1, stage, dirs[stage])
+  dirs, names, seconds = stages.wire(c, workdir), stages.stages_of(c), {}
+  for i, stage in enumerate(names):
+    logging.info("[%d/%d] %s -> %s", i + 1, len(names) + 1, stage, dirs[stage])
     began = time.perf_counter()
     loop.train_and_evaluate(c[stage], dirs[stage], data_dir)
     seconds[stage] = time.perf_counter() - began
@@ -103,7 +88,7 @@ def headline(c: ml_collections.ConfigDict, workdir: str) -> tuple[str, str]:
   stage; else the run folder's denoiser then descriptor (denoised input).
   """
   if "joint" in c:
-    return stage_dirs(workdir)["joint"], "noisy"
+    return stages.stage_dirs(workdir)["joint"], "noisy"
   return workdir, "denoised"
 
 
@@ -116,28 +101,26 @@ def score(c: ml_collections.ConfigDict, workdir: str, *, data_dir: str | None = 
     (results document, {column: results document},
     {classical name and input: results document}).
   """
-  # pylint: disable=g-import-not-at-top
-  from nhp_jax.evaluation import baselines, from_checkpoints, report
-  dirs = stage_dirs(workdir)
+  dirs = stages.stage_dirs(workdir)
   kw = {"split": c.descriptor.data.split, "data_dir": data_dir, "tasks_dir": tasks_dir,
         "n_pairs": n_pairs}
-  doc = from_checkpoints.evaluate_workdir(workdir, **kw)
+  doc = runner.evaluate_workdir(workdir, **kw)
   columns = dict(doc["details"]["inputs"])
   if "joint" in c:   # the pipeline's own descriptor: noisy patches through the fine-tuned pair
-    joint_doc = from_checkpoints.evaluate_workdir(None, descriptor_workdir=dirs["joint"],
+    joint_doc = runner.evaluate_workdir(None, descriptor_workdir=dirs["joint"],
                                                   inputs=("noisy",), **kw)
     columns["joint"] = joint_doc["details"]["inputs"]["noisy"]
-    doc = {t: joint_doc.get(t) for t in report.TASKS}
+    doc = {t: joint_doc.get(t) for t in types.BENCHMARKS}
     doc["details"] = dict(joint_doc["details"], headline_input="joint", inputs=columns)
   classical_docs = {}
   if classical_names:   # the same test patches through each classical descriptor
-    _, _, test, used_data_dir = from_checkpoints.restore_with_test_split(
+    _, _, test, used_data_dir = describe.restore_with_test_split(
         workdir, split=kw["split"], data_dir=data_dir)
-    classical_docs = baselines.score(test, kw["split"], classical_names,
+    classical_docs = baselines.score_patches(test, kw["split"], classical_names,
                                      data_dir=used_data_dir, tasks_dir=tasks_dir,
                                      n_pairs=n_pairs)
     doc["details"] = dict(doc["details"], classical={
-        k: {t: d.get(t) for t in report.TASKS} for k, d in classical_docs.items()})
+        k: {t: d.get(t) for t in types.BENCHMARKS} for k, d in classical_docs.items()})
   return doc, columns, classical_docs
 
 
@@ -152,25 +135,22 @@ def run(c: ml_collections.ConfigDict, workdir: str, *, data_dir: str | None = No
   Raises:
     ConfigError, CheckpointError, DataError, TaskFileError, NumericsError.
   """
-  # pylint: disable=g-import-not-at-top
-  from nhp_jax import api
-  from nhp_jax.evaluation import from_checkpoints, plots, report
   workdir = os.path.abspath(workdir)
   train(c, workdir, data_dir)
   if not platform.is_writer():
     return None
-  stages = stages_of(c)
-  logging.info("[%d/%d] evaluation", len(stages) + 1, len(stages) + 1)
+  n = len(stages.stages_of(c)) + 1
+  logging.info("[%d/%d] evaluation", n, n)
   doc, columns, classical_docs = score(c, workdir, data_dir=data_dir, tasks_dir=tasks_dir,
                                        n_pairs=n_pairs, classical_names=classical_names)
   report.write_results(os.path.join(workdir, RESULTS_JSON), doc)
-  table = from_checkpoints.comparison_table(columns)
+  table = report.comparison_table(columns)
   if classical_docs:
     table += ("\nClassical descriptors on the same test patches:\n\n"
-              + from_checkpoints.comparison_table(classical_docs))
+              + report.comparison_table(classical_docs))
   split = c.descriptor.data.split
   data = data_dir or f"embedded {c.descriptor.data.embedded_size}"
-  plots.plot_map_bars({kind: [float(sub[t]) for t in report.TASKS]
+  plots.plot_map_bars({kind: [float(sub[t]) for t in types.BENCHMARKS]
                        for kind, sub in columns.items()},
                       os.path.join(workdir, RESULTS_PNG),
                       title=f"Pipeline {c.name}, split {split}, data "

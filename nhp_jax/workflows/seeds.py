@@ -28,15 +28,25 @@ import time
 from collections.abc import Mapping, Sequence
 
 from absl import logging
+import jax
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 import ml_collections
 import numpy as np
 
 from nhp_jax import atomic
 from nhp_jax import errors
 from nhp_jax import platform
+from nhp_jax import progress
+from nhp_jax.data import generator
+from nhp_jax.data import noise
+from nhp_jax.evaluation import describe
+from nhp_jax.evaluation import score
+from nhp_jax.evaluation import types
+from nhp_jax.train import loop
 from nhp_jax.workflows import main_job
+from nhp_jax.workflows import stages
 
-BENCHMARKS = ("verification", "matching", "retrieval")
 RUN_FILE = "run.json"
 DATA_DIR, RUNS_DIR = "data", "runs"
 SYNTHETIC_NOTE = ("Synthetic data (datasets made by `nhp_jax.data.generator`), not "
@@ -61,8 +71,6 @@ def dataset_dir(root: str, name: str, spec: Mapping) -> str | None:
   """
   if "embedded" in spec:
     return None
-  # pylint: disable-next=g-import-not-at-top
-  from nhp_jax.data import generator, noise
   path = os.path.join(root, DATA_DIR, name)
   config = generator.size_config(
       spec["size"], int(spec["seed"]),
@@ -95,7 +103,7 @@ def run_config(study: ml_collections.ConfigDict, pipeline: str, seed: int,
     raise errors.ConfigError(f"study {study.name}: unknown pipeline {pipeline!r}; its "
                              f"pipelines: {', '.join(study.pipelines)}")
   c = copy.deepcopy(study.pipelines[pipeline])
-  for stage in main_job.stages_of(c):
+  for stage in stages.stages_of(c):
     c[stage].seed = seed
     if "embedded" in spec and "data" in c[stage]:
       c[stage].data.embedded_size = spec["embedded"]
@@ -122,24 +130,20 @@ def score_headline(c: ml_collections.ConfigDict, workdir: str, data_dir: str | N
     wall seconds of inference (denoiser and descriptor, compilation
     included), "patches_per_s"}).
   """
-  # pylint: disable=g-import-not-at-top
-  import jax
-
-  from nhp_jax.evaluation import from_checkpoints, runner
   model_dir, kind = main_job.headline(c, workdir)
   split = c.descriptor.data.split
   if kind == "noisy":   # the fine-tuned pair is one model from noisy pixels
-    descriptor, denoiser, test, used = from_checkpoints.restore_with_test_split(
+    descriptor, denoiser, test, used = describe.restore_with_test_split(
         None, split=split, data_dir=data_dir, descriptor_workdir=model_dir)
   else:
-    descriptor, denoiser, test, used = from_checkpoints.restore_with_test_split(
+    descriptor, denoiser, test, used = describe.restore_with_test_split(
         model_dir, split=split, data_dir=data_dir)
   began = time.perf_counter()
-  sets = from_checkpoints.describe(test, descriptor, denoiser, inputs=(kind,))
+  sets = describe.describe_inputs(test, descriptor, denoiser, inputs=(kind,))
   jax.block_until_ready(sets[kind].descs)
   seconds = time.perf_counter() - began
   patches = int(np.prod(test.noisy.shape[:2]))
-  doc = runner.evaluate_descriptor_set(
+  doc = score.evaluate_descriptor_set(
       sets[kind], split, data_dir=used, n_pairs=n_pairs,
       meta={"mode": "seeds study", "input": kind, "descriptor_workdir": descriptor.workdir,
             "descriptor_step": descriptor.step})
@@ -178,11 +182,9 @@ def train_and_score(study: ml_collections.ConfigDict, root: str, dataset: str, p
       atomic.write_json(path, {"settings": settings, "stage_seconds": stage_seconds,
                                "stages_done": sorted(done), **extra})
 
-  main_job.wire(c, workdir)
-  dirs = main_job.stage_dirs(workdir)
-  # pylint: disable-next=g-import-not-at-top
-  from nhp_jax.train import loop
-  for stage in main_job.stages_of(c):
+  stages.wire(c, workdir)
+  dirs = stages.stage_dirs(workdir)
+  for stage in stages.stages_of(c):
     if stage in done:
       continue
     logging.info("run %s/%s: %s -> %s", dataset, run_name(pipeline, seed), stage, dirs[stage])
@@ -197,7 +199,7 @@ def train_and_score(study: ml_collections.ConfigDict, root: str, dataset: str, p
     return None
   doc, inference = score_headline(c, workdir, data_dir, study.n_pairs)
   record = {"settings": settings, "stage_seconds": stage_seconds, "stages_done": sorted(done),
-            "headline": {t: doc.get(t) for t in BENCHMARKS}, "inference": inference,
+            "headline": {t: doc.get(t) for t in types.BENCHMARKS}, "inference": inference,
             "patches": doc["details"]["meta"].get("patches")}
   atomic.write_json(path, record)
   return record
@@ -223,8 +225,8 @@ def summarize(records: Mapping[str, Mapping[str, Sequence[dict]]]) -> dict:
   for dataset, by_pipeline in records.items():
     out[dataset] = {}
     for pipeline, runs in by_pipeline.items():
-      s = {t: _stats([r["headline"][t] for r in runs]) for t in BENCHMARKS}
-      s["mean"] = _stats([float(np.mean([r["headline"][t] for t in BENCHMARKS])) for r in runs])
+      s = {t: _stats([r["headline"][t] for r in runs]) for t in types.BENCHMARKS}
+      s["mean"] = _stats([float(np.mean([r["headline"][t] for t in types.BENCHMARKS])) for r in runs])
       s["train_seconds"] = _stats([sum(r["stage_seconds"].values()) for r in runs])
       s["patches_per_s"] = _stats([r["inference"]["patches_per_s"] for r in runs])
       out[dataset][pipeline] = s
@@ -288,7 +290,7 @@ def table(summary: Mapping[str, Mapping[str, Mapping]]) -> str:
               "| pipeline | verification | matching | retrieval | mean | range | "
               "training | inference |", "|---|---|---|---|---|---|---|---|"]
     for p, s in by_pipeline.items():
-      lines.append(f"| {p} | " + " | ".join(_cell(s[t]) for t in (*BENCHMARKS, "mean"))
+      lines.append(f"| {p} | " + " | ".join(_cell(s[t]) for t in (*types.BENCHMARKS, "mean"))
                    + f" | {spread(s):.3f} | {s['train_seconds']['mean'] / 60:.1f} min | "
                    f"{s['patches_per_s']['mean']:,.0f} patches/s |")
   return "\n".join(lines).lstrip("\n") + "\n"
@@ -296,10 +298,7 @@ def table(summary: Mapping[str, Mapping[str, Mapping]]) -> str:
 
 def plot(summary: Mapping[str, Mapping[str, Mapping]], path: str, title: str):
   """One panel per dataset: bars of each pipeline's mean mAP per benchmark, std error bars."""
-  # pylint: disable=g-import-not-at-top
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-  names = (*BENCHMARKS, "mean")
+  names = (*types.BENCHMARKS, "mean")
   fig = Figure(figsize=(5.2 * len(summary) + 1.6, 3.8), dpi=100, layout="constrained")
   FigureCanvasAgg(fig)
   axes = np.atleast_1d(fig.subplots(1, len(summary), sharey=True))
@@ -324,7 +323,7 @@ def plot(summary: Mapping[str, Mapping[str, Mapping]], path: str, title: str):
 def batch_sizes(study: ml_collections.ConfigDict) -> list[int]:
   """The training batch sizes of every stage of every pipeline (for `platform.setup`)."""
   return [c[s].training.batch_size for c in study.pipelines.values()
-          for s in main_job.stages_of(c)]
+          for s in stages.stages_of(c)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,6 +383,4 @@ def run(study: ml_collections.ConfigDict, root: str) -> SeedsResult | None:
 
 
 def _duration(seconds: float) -> str:
-  # pylint: disable-next=g-import-not-at-top
-  from nhp_jax import progress
   return progress.format_duration(seconds) if math.isfinite(seconds) else "?"

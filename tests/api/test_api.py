@@ -11,7 +11,8 @@ import pytest
 import nhp_jax
 from nhp_jax import errors, inference
 from nhp_jax.data import reader
-from nhp_jax.evaluation import from_checkpoints
+from nhp_jax.evaluation import describe
+
 
 N = 6            # patches per call: one compiled block of 8 for every test
 BLOCK = 8
@@ -26,10 +27,10 @@ def patches():
 def references(workdir_paths, patches):
   """{(kind, denoise): descriptors, ("denoised", kind): uint8 pixels} computed without the API."""
   run = workdir_paths["pair"]
-  den = from_checkpoints.restore(str(run / "denoiser"))
-  des = from_checkpoints.restore(str(run / "descriptor"))
-  joint = from_checkpoints.restore(str(workdir_paths["joint"]))
-  alone = from_checkpoints.restore(str(workdir_paths["descriptor"]))
+  den = describe.restore(str(run / "denoiser"))
+  des = describe.restore(str(run / "descriptor"))
+  joint = describe.restore(str(workdir_paths["joint"]))
+  alone = describe.restore(str(workdir_paths["descriptor"]))
   x = patches[..., None]
   out = {
       ("pair", True): inference.make_describe_fn(*des.pair, BLOCK, denoiser=den.pair)(x),

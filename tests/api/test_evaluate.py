@@ -6,7 +6,7 @@ import pytest
 import nhp_jax
 from nhp_jax import errors
 from nhp_jax.data import cache, embedded
-from nhp_jax.evaluation import descriptor_io, runner, types
+from nhp_jax.evaluation import descriptor_io, score, types
 
 TASKS = ("verification", "matching", "retrieval")
 N_PAIRS = 500
@@ -18,7 +18,7 @@ def scored(models):
   data_dir = embedded.ensure_embedded(size="smoke")
   test = cache.load_split(data_dir, split="a", subset="test")
   descs = models["descriptor"].describe(test.noisy.reshape(-1, 32, 32))
-  reference = runner.evaluate_descriptor_set(
+  reference = score.evaluate_descriptor_set(
       types.DescriptorSet(test.sequences, test.offsets, descs.reshape(test.num_labels, 16, -1)),
       "a", data_dir=data_dir, n_pairs=N_PAIRS)
   return data_dir, test, descs, reference

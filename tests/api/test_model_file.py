@@ -11,7 +11,8 @@ import pytest
 
 import nhp_jax
 from nhp_jax import model_file
-from nhp_jax.evaluation import from_checkpoints
+from nhp_jax.evaluation import describe
+
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -33,7 +34,7 @@ def test_round_trip_is_bitwise(models, model_files, patches, kind):
   if loaded.has_denoiser:
     np.testing.assert_array_equal(loaded.denoise(patches), from_workdir.denoise(patches))
   for role, net in loaded.networks.items():   # exactly the checkpoint's arrays, and config
-    restored = from_checkpoints.restore(net.source["workdir"])
+    restored = describe.restore(net.source["workdir"])
     assert net.model == restored.config.model.to_dict() and net.dtype == "float32"
     assert model_file.variables_digest({role: net.variables}) == model_file.variables_digest(
         {role: from_workdir.networks[role].variables})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nhp_jax import errors
-from nhp_jax.evaluation import baselines, runner, types
+from nhp_jax.evaluation import baselines, score, types
 from nhp_jax.models import classical
 
 
@@ -18,7 +18,7 @@ def test_names_are_checked():
 
 def test_scores_equal_the_descriptors_scored_directly(random_patchset, tmp_path):
   data = {"n_pairs": 300, "tasks": ("verification", "matching")}
-  docs = baselines.score(random_patchset, "a", ["raw"], ["noisy", "clean"],
+  docs = baselines.score_patches(random_patchset, "a", ["raw"], ["noisy", "clean"],
                          ref_patches=lambda: [np.asarray(random_patchset.clean[
                              random_patchset.sequence_slice(s), 0])
                              for s in random_patchset.sequences], **data)
@@ -27,9 +27,9 @@ def test_scores_equal_the_descriptors_scored_directly(random_patchset, tmp_path)
     pixels = random_patchset.noisy if kind == "noisy" else random_patchset.clean
     descs = types.DescriptorSet(random_patchset.sequences, random_patchset.offsets,
                                 classical.describe("raw", pixels))
-    direct = runner.evaluate_descriptor_set(descs, "a", **data)
+    direct = score.evaluate_descriptor_set(descs, "a", **data)
     for task in data["tasks"]:
       assert docs[f"raw {kind}"][task] == direct[task]
     assert docs[f"raw {kind}"]["details"]["meta"]["input"] == kind
   with pytest.raises(errors.ConfigError, match="classical inputs"):
-    baselines.score(random_patchset, "a", ["raw"], ["denoised"])
+    baselines.score_patches(random_patchset, "a", ["raw"], ["denoised"])

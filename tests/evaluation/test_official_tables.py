@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.evaluation import tiny_data
+from nhp_jax.evaluation import score
 from nhp_jax.evaluation import descriptor_io
 from nhp_jax.evaluation import report
 from nhp_jax.evaluation import results_cache
@@ -59,7 +60,7 @@ def scored(tmp_path_factory):
   first = next(iter(sets.values()))
   verif, retr = task_files.load_tasks(
       "a", first, data_dir=data, n_pairs=N_PAIRS,
-      ref_patches=runner.ref_patches_reader(data, first.sequences))
+      ref_patches=score.ref_patches_reader(data, first.sequences))
   return root, sets, docs, verif, retr
 
 
@@ -171,9 +172,9 @@ def _g(x):
 
 def test_compare_tables_equal_the_official_printer_on_reference_results(scored):
   root, sets, _, verif, retr = scored
-  loaded = results_cache.load_results(root / "results", ["weak", "strong"], list(runner.TASKS),
+  loaded = results_cache.load_results(root / "results", ["weak", "strong"], list(types.BENCHMARKS),
                                       "a")
-  text = report.format_official(loaded, runner.TASKS, layout="official")
+  text = report.format_official(loaded, types.BENCHMARKS, layout="official")
   tables = _tables(text)
   assert [t[0] for t in tables] == [
       "WEAK - Balanced variant (auc)", "WEAK - Imbalanced variant (ap)",
@@ -196,7 +197,7 @@ def test_compare_tables_equal_the_official_printer_on_reference_results(scored):
         assert got == [[r[0]] + [_g(x) for x in r[1:]] for r in rows]
     assert by_title[f"{name.upper()} - mAP {len(retr.queries)} queries"][0] == (
         ["Noise"] + [str(p) for p in ref.POOL_SIZES])
-  side = report.format_official(loaded, runner.TASKS)  # compare's default layout
+  side = report.format_official(loaded, types.BENCHMARKS)  # compare's default layout
   assert [t[0].split("    ")[0] for t in _tables(side)][:2] == [
       "WEAK - Balanced variant (auc)", "WEAK - Imbalanced variant (ap)"]
 
@@ -272,7 +273,7 @@ def test_printed_auc_is_the_official_arithmetic_where_digits_tie():
   pos = rng.gamma(2.0, 1.0, 2000).astype(np.float32)
   neg = rng.gamma(4.0, 1.0, 2000).astype(np.float32)
   _, kernel_auc = kernels.verification_ap_auc(neg, pos, 2400)
-  curves = runner.verification_curves(neg, pos, 2400, 0)
+  curves = score.verification_curves(neg, pos, 2400, 0)
   d = np.concatenate([neg, pos]).astype(np.float64)
   labels = np.concatenate([np.zeros(2000), np.ones(2000)])
   assert curves["balanced"]["auc"] == _official_auc(-d, labels)
@@ -289,8 +290,8 @@ def test_detail_scorers_keep_the_kernels_numbers(scored):
   _, sets, _, verif, retr = scored
   descs = sets["weak"]
   plain = verification.evaluate_verification(descs, verif, "l2")
-  sampled = runner.verification_with_curves(descs, verif, "l2", curve_points=7)
-  full = runner.verification_with_curves(descs, verif, "l2", curve_points=10**6)
+  sampled = score.verification_with_curves(descs, verif, "l2", curve_points=7)
+  full = score.verification_with_curves(descs, verif, "l2", curve_points=10**6)
   for lv in "eht":
     for neg in ("inter", "intra"):
       s, f = sampled["levels"][lv][neg], full["levels"][lv][neg]
@@ -302,9 +303,9 @@ def test_detail_scorers_keep_the_kernels_numbers(scored):
         for k in keys:
           assert s[curve][k] == [f[curve][k][i] for i in ranks]
   assert sampled["mAP"] == plain["mAP"]
-  none = runner.verification_with_curves(descs, verif, "l2", 0)["levels"]["e"]["inter"]
+  none = score.verification_with_curves(descs, verif, "l2", 0)["levels"]["e"]["inter"]
   assert set(none["imbalanced"]) == {"ap", "points"}
-  per_query = runner.retrieval_with_queries(descs, retr)
+  per_query = score.retrieval_with_queries(descs, retr)
   kernel = retrieval.evaluate_retrieval(descs, retr)
   assert per_query["mAP"] == kernel["mAP"]
   for lv in "eht":

@@ -98,7 +98,7 @@ def test_simple_table_aligns_like_tabulate():
 
 def test_side_by_side_holds_the_official_blocks():
   results = {name: stand_in_results() for name in ("a", "bb")}
-  official = report.format_official(results, report.TASKS, layout="official")
+  official = report.format_official(results, types.BENCHMARKS, layout="official")
   assert official.index("A - mAP") < official.index("BB - mAP")
   assert report.format_official({"a": results["a"]}, layout="side_by_side") == (
       report.format_official({"a": results["a"]}, layout="official"))

@@ -45,7 +45,7 @@ class Counting:
         return {"mAP": {"verification": 0.45, "matching": 0.2, "retrieval": 0.1}[task],
                 "levels": {lv: levels for lv in "eht"}}
       return score
-    return {t: scorer(t) for t in runner.TASKS}
+    return {t: scorer(t) for t in types.BENCHMARKS}
 
 
 def _run(data, descs_dir, results, counting, **kw):
@@ -59,19 +59,19 @@ def test_second_run_reuses_every_task(dataset, tmp_path):
   results = tmp_path / "results"
   counting = Counting()
   first = _run(data, descs_dir, results, counting)
-  assert counting.calls == list(runner.TASKS)
+  assert counting.calls == list(types.BENCHMARKS)
   assert first["details"]["meta"]["cached_tasks"] == []
   # The official names: <descr>_<task>_<split>, JSON instead of pickles.
-  assert sorted(os.listdir(results)) == [f"mine_{t}_a.json" for t in sorted(runner.TASKS)]
+  assert sorted(os.listdir(results)) == [f"mine_{t}_a.json" for t in sorted(types.BENCHMARKS)]
   entry = json.loads((results / "mine_verification_a.json").read_text())
   assert entry["format"] == results_cache.FORMAT and entry["task"] == "verification"
   assert entry["key"]["descriptors"]["files"] == 16 * len(COUNTS)
   assert entry["info"]["verification_pairs"] == 50
   assert entry["result"] == first["details"]["verification"]
   second = _run(data, descs_dir, results, counting)
-  assert counting.calls == list(runner.TASKS)  # nothing scored again
-  assert second["details"]["meta"]["cached_tasks"] == list(runner.TASKS)
-  for task in runner.TASKS:
+  assert counting.calls == list(types.BENCHMARKS)  # nothing scored again
+  assert second["details"]["meta"]["cached_tasks"] == list(types.BENCHMARKS)
+  for task in types.BENCHMARKS:
     assert second[task] == first[task]
     assert second["details"][task] == first["details"][task]
   assert second["details"]["meta"]["verification_pairs"] == 50
@@ -86,18 +86,18 @@ def test_changed_descriptor_files_or_settings_are_scored_again(dataset, tmp_path
   st = os.stat(path)
   os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, newer
   _run(data, descs_dir, results, counting)
-  assert counting.calls == 2 * list(runner.TASKS)
+  assert counting.calls == 2 * list(types.BENCHMARKS)
   path.write_text(path.read_text().replace(",", ", "))  # new bytes, mtime set back
   os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
   _run(data, descs_dir, results, counting)
-  assert counting.calls == 3 * list(runner.TASKS)
+  assert counting.calls == 3 * list(types.BENCHMARKS)
   del counting.calls[:]
   _run(data, descs_dir, results, counting, n_pairs=60)   # verification pairs only
   assert counting.calls == ["verification"]
   _run(data, descs_dir, results, counting, n_pairs=60, metric="L1")  # every task
-  assert counting.calls == ["verification"] + list(runner.TASKS)
+  assert counting.calls == ["verification"] + list(types.BENCHMARKS)
   _run(data, descs_dir, results, counting, n_pairs=60, metric="l1", overwrite=True)
-  assert counting.calls == ["verification"] + 2 * list(runner.TASKS)
+  assert counting.calls == ["verification"] + 2 * list(types.BENCHMARKS)
 
 
 def test_partial_cache_scores_only_the_missing_tasks(dataset, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from nhp_jax.data import splits as splits_lib
 from nhp_jax.errors import DataError, TaskFileError
 from nhp_jax.evaluation import task_files
+from nhp_jax.evaluation.task_files import generate
 from nhp_jax.evaluation import types
 from tests.reference import official_generators
 
@@ -242,8 +243,8 @@ def test_load_tasks_generates_caches_and_reuses(tmp_path, monkeypatch):
 
   def fail(*args, **kwargs):
     raise AssertionError("regenerated instead of reusing the cache")
-  monkeypatch.setattr(task_files, "generate_verification", fail)
-  monkeypatch.setattr(task_files, "generate_retrieval", fail)
+  monkeypatch.setattr(generate, "generate_verification", fail)
+  monkeypatch.setattr(generate, "generate_retrieval", fail)
   verif2, retr2 = task_files.load_tasks("a", counts, data_dir=data, n_pairs=300,
                                         ref_patches=lambda: pixels)
   assert np.array_equal(verif2.inter_negatives.idx2, verif.inter_negatives.idx2)

@@ -50,7 +50,7 @@ class StandIns:
         return {"mAP": {"verification": 0.45, "matching": 0.2, "retrieval": 0.1}[task],
                 "levels": {lv: levels for lv in "eht"}}
       return score
-    return {t: scorer(t) for t in runner.TASKS}
+    return {t: scorer(t) for t in types.BENCHMARKS}
 
 
 def test_descriptor_mode_scores_and_writes_json(dataset, tmp_path):
@@ -195,7 +195,7 @@ def test_official_flags_map_to_the_runner():
   under = got["underscores"]
   assert under["descriptors_dir"] == os.path.join("D", "sift") and under["metric"] == "l1"
   assert under["overwrite"] is True and under["curve_points"] == 0
-  assert under["tasks"] == list(runner.TASKS)
+  assert under["tasks"] == list(types.BENCHMARKS)
   assert got["project"]["tasks"] == ["retrieval", "matching"] and got["project"]["metric"] == "l2"
   assert got["project"]["descriptor_name"] is None
   assert got["label"]["descriptors_dir"] == "D/x" and got["label"]["descriptor_name"] == "mine"
@@ -232,7 +232,7 @@ def test_binary_end_to_end_with_kernels(dataset, tmp_path):
                  f"--json_out={out}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   doc = json.loads(out.read_text())
-  for task in runner.TASKS:
+  for task in types.BENCHMARKS:
     assert 0.0 <= doc[task] <= 1.0
     assert set(doc["details"][task]["levels"]) == {"e", "h", "t"}
   assert "Retrieval task results:" in proc.stdout and "Retrieval: mAP" in proc.stdout

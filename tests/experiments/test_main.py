@@ -178,7 +178,6 @@ import json, sys
 from absl import flags
 from experiments import main
 from nhp_jax import api
-from nhp_jax.evaluation import from_checkpoints
 from nhp_jax.train import loop
 calls = {"train": {}, "evaluate": [], "load": None, "export": None}
 def train(config, workdir, data_dir):
@@ -195,7 +194,7 @@ class Model:
 def load(path):
   calls["load"] = path
   return Model()
-from nhp_jax.evaluation import baselines
+from nhp_jax.evaluation import baselines, describe, runner
 def restore_with_test_split(workdir, **kw):
   calls["classical_data"] = dict(kw, workdir=workdir)
   return None, None, "TEST", kw.get("data_dir") or "embedded"
@@ -203,8 +202,8 @@ def classical(test, split, names, **kw):
   calls["classical"] = [test, split, list(names), kw.get("tasks_dir")]
   sub = {"verification": 0.1, "matching": 0.2, "retrieval": 0.3}
   return {f"{n} {k}": sub for n in names for k in ("noisy", "clean")}
-loop.train_and_evaluate, from_checkpoints.evaluate_workdir, api.load = train, evaluate, load
-from_checkpoints.restore_with_test_split, baselines.score = restore_with_test_split, classical
+loop.train_and_evaluate, runner.evaluate_workdir, api.load = train, evaluate, load
+describe.restore_with_test_split, baselines.score_patches = restore_with_test_split, classical
 flags.FLAGS(sys.argv)
 main.main(["main"])
 print(json.dumps(calls))

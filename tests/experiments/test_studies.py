@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from experiments import reproduce
-from experiments import study_runner
 from experiments.configs.studies import baseline
 from experiments.configs.studies import catalogue
 from nhp_jax import errors
 from nhp_jax import platform
 from nhp_jax.data import patchset as patchset_lib
+from nhp_jax.workflows import studies as study_runner
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def smoke_baseline(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("studies"))
   config = baseline.get_config("smoke")
   config.evaluation.labels_per_sequence = 25   # a subset of each sequence's 40 labels
-  return root, config, study_runner.run_study(config, root)
+  return root, config, study_runner.run_study(catalogue.RUNS, config, root).doc
 
 
 def test_study1_smoke_table(smoke_baseline):
@@ -54,7 +54,7 @@ def test_rerun_reuses_runs_and_scores(smoke_baseline):
   paths = [os.path.join(root, study_runner.EVALS_DIR, f)
            for f in os.listdir(os.path.join(root, study_runner.EVALS_DIR))]
   before = {p: os.stat(p).st_mtime_ns for p in paths}
-  again = study_runner.run_study(config, root)
+  again = study_runner.run_study(catalogue.RUNS, config, root).doc
   assert {p: os.stat(p).st_mtime_ns for p in paths} == before
   assert again["rows"] == doc["rows"]
 
@@ -65,8 +65,8 @@ def test_other_processes_of_a_job_write_nothing(smoke_baseline, monkeypatch):
   files = {os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs}
   before = {p: os.stat(p).st_mtime_ns for p in files}
   monkeypatch.setattr(platform, "is_writer", lambda: False)
-  assert study_runner.run_study(config, root) is None
-  assert reproduce.reproduce("smoke", [config], root) == []
+  assert study_runner.run_study(catalogue.RUNS, config, root) is None
+  assert study_runner.reproduce(catalogue.RUNS, "smoke", [config], root) == []
   assert not os.path.exists(os.path.join(root, "RESULTS.md"))
   after = {os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs}
   assert after == files and {p: os.stat(p).st_mtime_ns for p in files} == before
@@ -82,7 +82,7 @@ def test_finished_run_of_another_config_is_an_error(smoke_baseline, monkeypatch)
     return c
   monkeypatch.setitem(catalogue.RUNS, "unet_shallow", catalogue.Run(changed))
   with pytest.raises(errors.ConfigError, match="unet_shallow.*another config.*seed: 0 -> 7"):
-    study_runner.train_run("unet_shallow", "smoke", root, None)
+    study_runner.train_run(catalogue.RUNS, "unet_shallow", "smoke", root, None)
 
 
 def test_config_conflicts_accept_added_fields_at_their_old_value():
@@ -98,11 +98,11 @@ def test_config_conflicts_accept_added_fields_at_their_old_value():
 
 
 def test_first_labels_matches_a_loop(random_patchset):
-  sub = study_runner.first_labels(random_patchset, 3)
+  sub = patchset_lib.first_labels(random_patchset, 3)
   for name in random_patchset.sequences:
     want = random_patchset.clean[random_patchset.sequence_slice(name)][:3]
     np.testing.assert_array_equal(sub.clean[sub.sequence_slice(name)], want)
-  assert study_runner.first_labels(random_patchset, 0) is random_patchset
+  assert patchset_lib.first_labels(random_patchset, 0) is random_patchset
   assert isinstance(sub, patchset_lib.PatchSet)
 
 
@@ -114,16 +114,16 @@ def test_every_study_config_builds(scale, tmp_path):
     runs |= {n for c in config.curves for n in c["runs"]}
     assert runs, name
     for run in runs:
-      study_runner.run_config(run, scale, str(tmp_path))
+      study_runner.run_config(catalogue.RUNS, run, scale, str(tmp_path))
 
 
 def test_unknown_names_are_errors(tmp_path):
   with pytest.raises(errors.ConfigError, match="unknown study 'fig99'.*baseline"):
     reproduce.study_config("fig99", "smoke")
   with pytest.raises(errors.ConfigError, match="unknown run 'resnet'.*unet_shallow"):
-    study_runner.run_config("resnet", "smoke", str(tmp_path))
+    study_runner.run_config(catalogue.RUNS, "resnet", "smoke", str(tmp_path))
   with pytest.raises(errors.ConfigError, match="data_dir"):
-    study_runner.run_study(baseline.get_config("full"), str(tmp_path))
+    study_runner.run_study(catalogue.RUNS, baseline.get_config("full"), str(tmp_path))
 
 
 def test_colab_notebook_cells_are_python():

@@ -56,7 +56,7 @@ def test_bad_denoiser_fields(field, value, match):
     ("descriptor.triplets_per_epoch", 0, r"descriptor\.triplets_per_epoch: expected an int"),
     ("descriptor.schedule", "regular:5,hardest:2", r"unknown triplet strategy 'hardest'"),
     ("descriptor.schedule", "", r"descriptor\.schedule|unknown triplet strategy"),
-    ("input.source", "raw", r"input\.source: expected one of clean, noisy, denoised"),
+    ("input.source", "raw", r"input\.source: expected one of noisy, denoised, clean"),
     ("input.denoiser_checkpoint", "newest", r"input\.denoiser_checkpoint: expected \"best\""),
 ])
 def test_bad_descriptor_fields(field, value, match):

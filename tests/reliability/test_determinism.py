@@ -13,7 +13,8 @@ import pytest
 
 from experiments.configs import denoiser
 from nhp_jax.evaluation import matching, retrieval, task_files, types, verification
-from nhp_jax.train import host_devices, loop
+from nhp_jax import host_devices
+from nhp_jax.train import loop
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -66,13 +67,14 @@ def test_same_descriptors_score_identically():
 _SCRIPT = r"""
 import json, sys
 import jax, numpy as np
-from nhp_jax.train import loop, tasks
+from nhp_jax.data import training_data
+from nhp_jax.train import loop
 from tests.reliability import test_determinism, train_child
 from tests.train import test_resume
 
 assert jax.device_count() == 4, jax.devices()
 data = train_child._data()
-tasks.hpatches_data = lambda config, data_dir: data
+training_data.hpatches_data = lambda config, data_dir: data
 result = {}
 for name, make in (("descriptor", test_resume._descriptor_config),
                    ("denoiser", test_determinism._denoiser_config)):

@@ -20,8 +20,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from nhp_jax.data import patchset, pipelines
-from nhp_jax.train import loop, tasks
+from nhp_jax.data import patchset, pipelines, training_data
+from nhp_jax.train import loop
 from tests.train import test_resume
 
 
@@ -32,8 +32,8 @@ def _data():
           for name, n in (("i_one", 7), ("v_two", 5), ("i_three", 9), ("v_four", 6))}
   ps = patchset.from_arrays(seqs)
   cut = int(ps.offsets[3])
-  return (tasks.take_labels(ps, np.arange(cut)),
-          tasks.take_labels(ps, np.arange(cut, ps.num_labels)))
+  return (patchset.take_labels(ps, np.arange(cut)),
+          patchset.take_labels(ps, np.arange(cut, ps.num_labels)))
 
 
 def _die():
@@ -77,7 +77,7 @@ def _kill_in_save(step: int, stage: str) -> None:
 
 def main(workdir: str, out: str, kill: str | None = None) -> None:
   data = _data()
-  tasks.hpatches_data = lambda config, data_dir: data
+  training_data.hpatches_data = lambda config, data_dir: data
   if kill:
     kind, _, value = kill.partition(":")
     if kind == "batch":

@@ -20,12 +20,13 @@ def main(workdir: str, out: str) -> None:
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
 
-  from nhp_jax.train import loop, tasks  # pylint: disable=import-outside-toplevel
+  from nhp_jax.data import training_data  # pylint: disable=import-outside-toplevel
+  from nhp_jax.train import loop  # pylint: disable=import-outside-toplevel
   from tests.reliability import train_child  # pylint: disable=import-outside-toplevel
   from tests.train import test_resume  # pylint: disable=import-outside-toplevel
 
   data = train_child._data()  # pylint: disable=protected-access
-  tasks.hpatches_data = lambda config, data_dir: data
+  training_data.hpatches_data = lambda config, data_dir: data
   config = test_resume._descriptor_config()  # pylint: disable=protected-access
   config.descriptor.loss = "hardest_in_batch"
   config.descriptor.schedule = "regular"

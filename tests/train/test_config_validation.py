@@ -121,6 +121,24 @@ def test_inconsistent_combinations():
   _fails(config, r"awgn\.val_photos: expected names of bundled photos")
 
 
+def test_descriptor_loss_and_bn_passes():
+  """The only checks of these fields (the tasks and the steps take them as given)."""
+  config = _load("descriptor")
+  config.descriptor.loss = "contrastive"
+  _fails(config, r"descriptor\.loss: expected one of triplet, hardest_in_batch, found 'contr")
+  config = _load("descriptor")
+  config.descriptor.bn_passes = 2
+  _fails(config, r"descriptor\.bn_passes: expected one of \(1, 3\) for loss 'triplet', found 2")
+  config.descriptor.bn_passes = 0
+  _fails(config, r"descriptor\.bn_passes: expected an int in \[1, 3\], found 0")
+  config = _load("joint")
+  config.descriptor.loss = "hardest_in_batch"
+  config.descriptor.bn_passes = 3
+  _fails(config, r"descriptor\.bn_passes: expected one of \(1, 2\) for loss 'hardest_in_batch'")
+  config.descriptor.bn_passes = 2
+  cv.validate(config)
+
+
 def test_device_count_checks():
   config = _load("denoiser")
   config.parallel.num_devices = 3

@@ -7,8 +7,8 @@ import pytest
 
 from experiments.configs import denoiser, descriptor, hardnet, joint
 from nhp_jax import errors
-from nhp_jax.data import pipelines
-from nhp_jax.evaluation import from_checkpoints
+from nhp_jax.data import pipelines, training_data
+from nhp_jax.evaluation import describe
 from nhp_jax.train import checkpointing, config_validation, loop, steps, tasks
 from nhp_jax.train import state as state_lib
 
@@ -84,8 +84,6 @@ def test_joint_hardest_in_batch_step_with_one_pass():
   expected = _hardnet_reference(a, p, 1.0)
   assert float(metrics["descriptor_loss"]) == pytest.approx(expected, rel=1e-4, abs=1e-5)
   assert float(metrics["loss"]) == pytest.approx(expected + 0.1 * mae, rel=1e-4)
-  with pytest.raises(ValueError, match="bn_passes"):
-    steps.joint_train_step(state, batch, loss="hardest_in_batch", bn_passes=3)
 
 
 def test_joint_model_is_descriptor_of_clipped_denoiser():
@@ -136,11 +134,11 @@ def trained_pair(tmp_path_factory):
           for name, n in (("i_one", 9), ("v_two", 7), ("i_three", 8))}
   ps = patchset.from_arrays(seqs)
   cut = int(ps.offsets[2])
-  split = (tasks.take_labels(ps, np.arange(cut)), tasks.take_labels(ps, np.arange(cut, 24)))
+  split = (patchset.take_labels(ps, np.arange(cut)), patchset.take_labels(ps, np.arange(cut, 24)))
   root = tmp_path_factory.mktemp("joint")
   den, des, _ = _configs()
   mp = pytest.MonkeyPatch()
-  mp.setattr(tasks, "hpatches_data", lambda config, data_dir: split)
+  mp.setattr(training_data, "hpatches_data", lambda config, data_dir: split)
   for c, name in ((den, "denoiser"), (des, "descriptor")):
     c.data.max_train_labels = 0
     c.training.num_epochs = 1
@@ -157,6 +155,7 @@ def test_joint_finetuning_loads_trains_resumes_and_restores(trained_pair):
   c.joint.descriptor_workdir = str(root / "descriptor")
   c.training.num_epochs = 1
   c.training.batch_size = 8
+  config_validation.validate(c)   # as loop.train_and_evaluate does before building the task
   task = tasks.get_task(c, None)
   fresh = task.prepare(_joint_state(c))
   for part in ("denoiser", "descriptor"):   # the trained networks, unchanged
@@ -169,7 +168,7 @@ def test_joint_finetuning_loads_trains_resumes_and_restores(trained_pair):
   assert int(state.step) == task.steps_per_epoch
   again = loop.train_and_evaluate(c, workdir)   # finished: resumes at the end, no new steps
   assert int(again.step) == int(state.step)
-  restored = from_checkpoints.restore(workdir, "latest")
+  restored = describe.restore(workdir, "latest")
   noisy = np.asarray(split[1].noisy[:2]).reshape(-1, 32, 32, 1).astype(np.float32)
   out = restored.module.apply(restored.variables, noisy, train=False)
   assert out.shape == (32, 128) and np.isfinite(np.asarray(out)).all()
@@ -180,5 +179,6 @@ def test_joint_refuses_a_run_of_another_model(trained_pair):
   c = joint.for_runs(den, des, "smoke")
   c.joint.denoiser_workdir = str(root / "descriptor")   # swapped
   c.joint.descriptor_workdir = str(root / "denoiser")
+  config_validation.validate(c)
   with pytest.raises(errors.ConfigError, match="joint.denoiser_workdir.*'l2net' run"):
     tasks.get_task(c, None).prepare(_joint_state(c))

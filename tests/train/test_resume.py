@@ -11,8 +11,8 @@ import pytest
 
 from experiments.configs import denoiser, descriptor
 from nhp_jax import errors
-from nhp_jax.data import pipelines
-from nhp_jax.train import checkpointing, loop, tasks
+from nhp_jax.data import patchset, pipelines, training_data
+from nhp_jax.train import checkpointing, loop
 from tests import jax_cache
 
 
@@ -28,9 +28,9 @@ def small_data(monkeypatch, random_patchset):
   """The loop reads 3 random sequences for training and 1 for validation."""
   ps = random_patchset
   cut = int(ps.offsets[3])
-  split = (tasks.take_labels(ps, np.arange(cut)),
-           tasks.take_labels(ps, np.arange(cut, ps.num_labels)))
-  monkeypatch.setattr(tasks, "hpatches_data", lambda config, data_dir: split)
+  split = (patchset.take_labels(ps, np.arange(cut)),
+           patchset.take_labels(ps, np.arange(cut, ps.num_labels)))
+  monkeypatch.setattr(training_data, "hpatches_data", lambda config, data_dir: split)
   return split
 
 

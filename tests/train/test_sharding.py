@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from nhp_jax import errors
-from nhp_jax.train import host_devices, sharding
+from nhp_jax import host_devices
+from nhp_jax.train import sharding
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -156,10 +157,11 @@ def test_configuring_after_the_backend_started_is_an_error():
 # What the training binaries do: import their modules, parse the config, then
 # plan the host devices; nothing imported may have started JAX's backend.
 _BINARY_ORDER = r"""
-from experiments import main, study_runner, training_binary
+from experiments import main, study, training_binary
 from experiments.configs import descriptor, hardnet
-from nhp_jax.evaluation import from_checkpoints
-from nhp_jax.train import host_devices, loop
+from nhp_jax.evaluation import describe, runner
+from nhp_jax import host_devices
+from nhp_jax.train import loop
 assert not host_devices.backend_started()
 batches = [descriptor.get_config().training.batch_size, hardnet.get_config().training.batch_size]
 planned = host_devices.configure_from_env(batch_sizes=batches)

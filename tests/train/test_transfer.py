@@ -6,7 +6,8 @@ import pytest
 
 from experiments.configs import dncnn_pretrain, dncnn_transfer
 from nhp_jax import errors
-from nhp_jax.train import checkpointing, loop, tasks
+from nhp_jax.data import patchset, training_data
+from nhp_jax.train import checkpointing, loop
 
 
 def test_pretrain_then_transfer_keeps_the_pretrained_part(tmp_path, monkeypatch, random_patchset):
@@ -18,9 +19,9 @@ def test_pretrain_then_transfer_keeps_the_pretrained_part(tmp_path, monkeypatch,
   pretrained, _, _ = checkpointing.load_variables(pre_dir, "best")
 
   cut = int(random_patchset.offsets[3])
-  split = (tasks.take_labels(random_patchset, np.arange(cut)),
-           tasks.take_labels(random_patchset, np.arange(cut, random_patchset.num_labels)))
-  monkeypatch.setattr(tasks, "hpatches_data", lambda config, data_dir: split)
+  split = (patchset.take_labels(random_patchset, np.arange(cut)),
+           patchset.take_labels(random_patchset, np.arange(cut, random_patchset.num_labels)))
+  monkeypatch.setattr(training_data, "hpatches_data", lambda config, data_dir: split)
   config = dncnn_transfer.get_config("smoke")
   config.transfer.pretrained_workdir = pre_dir
   config.data.max_train_labels = 0

@@ -1,7 +1,11 @@
 """Runs a study config: trains the runs it names, scores its rows, writes its table and plots.
 
-One runner for every study (`experiments/configs/studies/*.py`). Under a
-study root (`--workdir`):
+One runner for every study (`experiments/configs/studies/*.py`), given the
+catalogue of training runs the studies name (`catalogue`: {run name: an
+object with `make(scale) -> training config` and `needs`, the (config
+field, run) pairs whose workdir the field takes}; the binaries pass
+`experiments.configs.studies.catalogue.RUNS`). Under a study root
+(`--workdir`):
 
   runs/<run>/          one training workdir per run of the catalogue, shared
                        by every study naming it; DONE.json when finished
@@ -19,12 +23,13 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from absl import logging
 import ml_collections
 import numpy as np
 
-from experiments.configs.studies import catalogue
 from nhp_jax import atomic
 from nhp_jax import errors
 from nhp_jax import inference
@@ -32,15 +37,16 @@ from nhp_jax import platform
 from nhp_jax.data import generator
 from nhp_jax.data import layout
 from nhp_jax.data import patchset as patchset_lib
-from nhp_jax.evaluation import from_checkpoints
+from nhp_jax.evaluation import describe
 from nhp_jax.evaluation import plots as eval_plots
 from nhp_jax.evaluation import report
-from nhp_jax.evaluation import runner
+from nhp_jax.evaluation import score
 from nhp_jax.evaluation import types
 from nhp_jax.train import checkpointing
 from nhp_jax.train import loop
 from nhp_jax.train import plots as train_plots
-from nhp_jax.train import tasks as tasks_lib
+
+Catalogue = Mapping[str, Any]   # run name -> run (make(scale), needs)
 
 RUNS_DIR, EVALS_DIR, DENOISED_DIR = "runs", "evals", "denoised"
 DONE_FILE = "DONE.json"
@@ -75,9 +81,9 @@ def run_dir(root: str, name: str) -> str:
   return os.path.join(root, RUNS_DIR, name)
 
 
-def _comparable_config(name: str, scale: str) -> dict:
+def _comparable_config(catalogue: Catalogue, name: str, scale: str) -> dict:
   """The run's flattened config without the workdirs of the runs it needs (a root may move)."""
-  run = catalogue.RUNS[name]
+  run = catalogue[name]
   flat = checkpointing.flat_config(run.make(scale))
   flat.update({field: f"<run {dep}>" for field, dep in run.needs})
   return flat
@@ -93,20 +99,21 @@ def config_conflicts(saved: dict, current: dict) -> list[str]:
   return checkpointing.config_differences(saved, current, ignore=())
 
 
-def _catalogue_run(name: str):
-  """catalogue.RUNS[name]; ConfigError (listing the known runs) for an unknown name."""
-  if name not in catalogue.RUNS:
-    raise errors.ConfigError(f"unknown run {name!r}; known: {', '.join(catalogue.RUNS)}")
-  return catalogue.RUNS[name]
+def _catalogue_run(catalogue: Catalogue, name: str):
+  """catalogue[name]; ConfigError (listing the known runs) for an unknown name."""
+  if name not in catalogue:
+    raise errors.ConfigError(f"unknown run {name!r}; known: {', '.join(catalogue)}")
+  return catalogue[name]
 
 
-def run_config(name: str, scale: str, root: str) -> ml_collections.ConfigDict:
+def run_config(catalogue: Catalogue, name: str, scale: str,
+               root: str) -> ml_collections.ConfigDict:
   """The full training config of catalogue run `name`, with the workdirs of the runs it needs.
 
   Raises:
     ConfigError: an unknown run name (listing the known ones).
   """
-  run = _catalogue_run(name)
+  run = _catalogue_run(catalogue, name)
   config = run.make(scale)
   for field, dep in run.needs:
     section, key = field.split(".")
@@ -114,9 +121,10 @@ def run_config(name: str, scale: str, root: str) -> ml_collections.ConfigDict:
   return config
 
 
-def _with_needs(name: str) -> list[str]:
+def _with_needs(catalogue: Catalogue, name: str) -> list[str]:
   """`name` after the runs it needs, recursively (the order they train in)."""
-  return [dep for _, need in catalogue.RUNS[name].needs for dep in _with_needs(need)] + [name]
+  return [dep for _, need in catalogue[name].needs
+          for dep in _with_needs(catalogue, need)] + [name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,18 +148,19 @@ def _read_done(path: str) -> dict | None:
     return None
 
 
-def train_run(name: str, scale: str, root: str, data_dir: str | None) -> RunRecord:
+def train_run(catalogue: Catalogue, name: str, scale: str, root: str,
+              data_dir: str | None) -> RunRecord:
   """Trains run `name` (after the runs it needs) unless a matching finished run is there.
 
   Raises:
     ConfigError: the run folder holds a finished run of another config or dataset.
     CheckpointError, NumericsError, DataError: from training.
   """
-  config = run_config(name, scale, root)
-  for _, dep in catalogue.RUNS[name].needs:
-    train_run(dep, scale, root, data_dir)
+  config = run_config(catalogue, name, scale, root)
+  for _, dep in catalogue[name].needs:
+    train_run(catalogue, dep, scale, root, data_dir)
   workdir = run_dir(root, name)
-  comparable, data = _comparable_config(name, scale), _data_name(data_dir, config)
+  comparable, data = _comparable_config(catalogue, name, scale), _data_name(data_dir, config)
   done_path = os.path.join(workdir, DONE_FILE)
   done = _read_done(done_path)
   if done is not None:
@@ -176,17 +185,7 @@ def train_run(name: str, scale: str, root: str, data_dir: str | None) -> RunReco
   return RunRecord(name, fingerprint, data, seconds, steps)
 
 
-def first_labels(patches: patchset_lib.PatchSet, per_sequence: int) -> patchset_lib.PatchSet:
-  """The first `per_sequence` labels of every sequence (all of them for 0 or fewer)."""
-  if per_sequence <= 0 or (patches.counts() <= per_sequence).all():
-    return patches
-  labels = np.concatenate([np.arange(patches.offsets[i],
-                                     min(patches.offsets[i] + per_sequence, patches.offsets[i + 1]))
-                           for i in range(len(patches.sequences))])
-  return tasks_lib.take_labels(patches, labels)
-
-
-def _denoised(patches: patchset_lib.PatchSet, denoiser: from_checkpoints.RestoredModel,
+def _denoised(patches: patchset_lib.PatchSet, denoiser: describe.RestoredModel,
               path: str) -> np.ndarray:
   """The denoised (clipped, truncated to uint8) noisy patches, cached at `path`."""
   if os.path.isfile(path):
@@ -214,9 +213,9 @@ def evaluate_row(row: dict, study: ml_collections.ConfigDict, root: str,
     ConfigError: a denoised row without a denoiser, or an unknown input.
   """
   kind = row["input"]
-  if kind not in from_checkpoints.INPUTS:
+  if kind not in inference.INPUTS:
     raise errors.ConfigError(f"study {study.name}, row {row['label']!r}: input must be one of "
-                             f"{', '.join(from_checkpoints.INPUTS)}, found {kind!r}")
+                             f"{', '.join(inference.INPUTS)}, found {kind!r}")
   if kind == "denoised" and not row["denoiser"]:
     raise errors.ConfigError(f"study {study.name}, row {row['label']!r}: input 'denoised' "
                              f"needs a denoiser run")
@@ -236,11 +235,11 @@ def evaluate_row(row: dict, study: ml_collections.ConfigDict, root: str,
       logging.info("row %r: scored earlier (%s)", row["label"], path)
       return doc
   began = time.perf_counter()
-  descriptor, denoiser, test, used_data_dir = from_checkpoints.restore_with_test_split(
+  descriptor, denoiser, test, used_data_dir = describe.restore_with_test_split(
       None, split=study.split, data_dir=data_dir,
       descriptor_workdir=run_dir(root, row["descriptor"]),
       denoiser_workdir=run_dir(root, den_name) if den_name else None)
-  patches = first_labels(test, ev.labels_per_sequence)
+  patches = patchset_lib.first_labels(test, ev.labels_per_sequence)
   if kind == "denoised":
     name = f"{den_name}-{_digest([subset, runs[den_name].fingerprint])}.npy"
     pixels = _denoised(patches, denoiser, os.path.join(root, DENOISED_DIR, name))
@@ -253,7 +252,7 @@ def evaluate_row(row: dict, study: ml_collections.ConfigDict, root: str,
   if patches is not test:   # a subset of each sequence: its own ref pixels, not the files'
     ref = lambda: [np.asarray(patches.clean[patches.sequence_slice(s), 0])  # noqa: E731
                    for s in patches.sequences]
-  doc = runner.evaluate_descriptor_set(
+  doc = score.evaluate_descriptor_set(
       descs, study.split, data_dir=used_data_dir, n_pairs=ev.n_pairs, ref_patches=ref,
       meta={"mode": "study", "row": row["label"], "study_settings": settings,
             "descriptor_step": descriptor.step,
@@ -261,14 +260,6 @@ def evaluate_row(row: dict, study: ml_collections.ConfigDict, root: str,
             "seconds_with_inference": round(time.perf_counter() - began, 1)})
   report.write_results(path, doc)
   return doc
-
-
-def _records(root: str, name: str) -> list[dict]:
-  path = os.path.join(run_dir(root, name), loop.METRICS_FILE)
-  if not os.path.isfile(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
 
 
 def _fmt(x) -> str:
@@ -292,7 +283,7 @@ def runs_table(records: list[RunRecord]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def run_names(study: ml_collections.ConfigDict) -> list[str]:
+def run_names(catalogue: Catalogue, study: ml_collections.ConfigDict) -> list[str]:
   """The catalogue runs a study trains, each after the runs it needs, each once.
 
   Raises:
@@ -304,19 +295,26 @@ def run_names(study: ml_collections.ConfigDict) -> list[str]:
   if not names:
     raise errors.ConfigError(f"study {study.name}: names no runs (no rows, no curves)")
   for name in names:
-    _catalogue_run(name)
-  return list(dict.fromkeys(dep for name in names for dep in _with_needs(name)))
+    _catalogue_run(catalogue, name)
+  return list(dict.fromkeys(dep for name in names for dep in _with_needs(catalogue, name)))
 
 
-def batch_sizes(studies) -> list[int]:
-  """The training batch sizes of every run of `studies` (for `host_devices`)."""
-  return [catalogue.RUNS[name].make(study.scale).training.batch_size
-          for study in studies for name in run_names(study)]
+def batch_sizes(catalogue: Catalogue, studies: Sequence[ml_collections.ConfigDict]) -> list[int]:
+  """The training batch sizes of every run of `studies` (for `platform.setup`)."""
+  return [catalogue[name].make(study.scale).training.batch_size
+          for study in studies for name in run_names(catalogue, study)]
 
 
-def run_study(study: ml_collections.ConfigDict, root: str,
-              data_dir: str | None = None) -> dict | None:
-  """Trains, scores and reports one study; returns its results document.
+@dataclasses.dataclass(frozen=True)
+class StudyResult:
+  """A study's results document and its markdown (`<study>/results.{json,md}`)."""
+  doc: dict
+  markdown: str
+
+
+def run_study(catalogue: Catalogue, study: ml_collections.ConfigDict, root: str,
+              data_dir: str | None = None) -> StudyResult | None:
+  """Trains, scores and reports one study; returns its results document and markdown.
 
   Writes `<root>/<study.name>/results.{md,json}`, `results.png` (when it has
   rows) and one `<curve name>.png` per curve. In a multi-process job every
@@ -331,19 +329,19 @@ def run_study(study: ml_collections.ConfigDict, root: str,
                              "dataset)")
   root = os.path.abspath(root)
   began = time.perf_counter()
-  names = run_names(study)
+  names = run_names(catalogue, study)
   for name in names:   # every run's config builds, before hours of training
-    run_config(name, study.scale, root)
+    run_config(catalogue, name, study.scale, root)
   runs = {}
   for name in names:
-    runs[name] = train_run(name, study.scale, root, data_dir)
+    runs[name] = train_run(catalogue, name, study.scale, root, data_dir)
   if not platform.is_writer():
     return None
   rows = []
   for row in study.rows:
     doc = evaluate_row(row, study, root, data_dir, runs)
-    maps = [doc.get(t) for t in report.TASKS]
-    rows.append({"label": row["label"], **dict(zip(report.TASKS, maps)),
+    maps = [doc.get(t) for t in types.BENCHMARKS]
+    rows.append({"label": row["label"], **dict(zip(types.BENCHMARKS, maps)),
                  "mean": float(np.mean(maps)) if None not in maps else None,
                  "seed": list(row["seed"]), "descriptor": row["descriptor"],
                  "denoiser": row["denoiser"], "input": row["input"],
@@ -353,11 +351,11 @@ def run_study(study: ml_collections.ConfigDict, root: str,
   os.makedirs(out_dir, exist_ok=True)
   plots = []
   if rows:
-    eval_plots.plot_map_bars({r["label"]: [r[t] or 0.0 for t in report.TASKS] for r in rows},
+    eval_plots.plot_map_bars({r["label"]: [r[t] or 0.0 for t in types.BENCHMARKS] for r in rows},
                              os.path.join(out_dir, "results.png"), title=study.title)
     plots.append("results.png")
   for curve in study.curves:
-    train_plots.plot_run_curves({n: _records(root, n) for n in curve["runs"]},
+    train_plots.plot_run_curves({n: loop.read_records(run_dir(root, n), runs[n].steps) for n in curve["runs"]},
                                 os.path.join(out_dir, curve["name"] + ".png"),
                                 metric=curve["metric"], label=curve["metric"],
                                 title=curve["title"])
@@ -389,5 +387,30 @@ def run_study(study: ml_collections.ConfigDict, root: str,
          "plots": plots, "wall_seconds": round(seconds, 1), **compute}
   atomic.write_json(os.path.join(out_dir, "results.json"), doc)
   atomic.write_text(os.path.join(out_dir, "results.md"), md)
-  print(md, flush=True)
-  return doc
+  return StudyResult(doc, md)
+
+
+def reproduce(catalogue: Catalogue, scale: str, studies: Sequence[ml_collections.ConfigDict],
+              workdir: str, data_dir: str | None = None) -> list[StudyResult]:
+  """Runs the studies in order under one root; writes `<workdir>/RESULTS.md`.
+
+  Returns:
+    Their results, or [] off process 0 of a multi-process job (it only trains).
+  """
+  results = []
+  for i, study in enumerate(studies):
+    logging.info("study %d/%d: %s", i + 1, len(studies), study.title)
+    results.append(run_study(catalogue, study, workdir, data_dir))
+  if None in results:
+    return []
+  docs = [r.doc for r in results]
+  parts = [f"# Studies at scale `{scale}`\n",
+           "| study | training of its runs | scoring | this invocation |", "|---|---|---|---|"]
+  parts += [f"| [{d['title']}]({d['study']}/results.md) | {d['train_seconds'] / 60:.1f} min | "
+            f"{d['eval_seconds'] / 60:.1f} min | {d['wall_seconds'] / 60:.1f} min |" for d in docs]
+  for r in results:
+    study = r.doc["study"]
+    parts.append("\n" + r.markdown.replace("](", f"]({study}/").replace(
+        f"]({study}/{study}/", f"]({study}/"))
+  atomic.write_text(os.path.join(workdir, "RESULTS.md"), "\n".join(parts) + "\n")
+  return results
