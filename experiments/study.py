@@ -26,6 +26,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/studies", "study root: runs/, evals/, "
                                "<study>/results.md")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "seeds study: train nothing; write the "
+                                  "table, plot and default from the runs finished so far")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "N-HPatches root (scale full); absent: the "
                                 "embedded dataset of the scale")
 
@@ -39,10 +41,13 @@ def main(argv):
     if _DATA_DIR.value is not None:
       raise app.UsageError("--data_dir: the seeds study names its own datasets")
     platform.setup(batch_sizes=seeds.batch_sizes(_CONFIG.value))
-    result = seeds.run(_CONFIG.value, _WORKDIR.value)
+    result = seeds.run(_CONFIG.value, _WORKDIR.value, report_only=_REPORT_ONLY.value)
     if result is not None:
       print(result.markdown, flush=True)
     return
+  if _REPORT_ONLY.value:
+    raise app.UsageError("--report_only: only the seeds study (kind 'seeds') reports runs "
+                         "finished so far; rerun this study's command to resume it")
   # Backend set-up for the runs' batches, before anything starts JAX's backend.
   platform.setup(batch_sizes=studies.batch_sizes(catalogue.RUNS, [_CONFIG.value]))
   result = studies.run_study(catalogue.RUNS, _CONFIG.value, _WORKDIR.value, _DATA_DIR.value)

@@ -152,7 +152,7 @@ def scoring(run_folder: str, descriptors_dir: str, out_dir: str) -> None:
   """The evaluator on the run folder (checkpoint mode) and on an exported folder."""
   # pylint: disable=g-import-not-at-top
   from nhp_jax.data import embedded
-  from nhp_jax.evaluation import runner
+  from nhp_jax.evaluation import runner, types
 
   doc = runner.evaluate_workdir(
       run_folder, inputs=("denoised",), n_pairs=100,
@@ -162,7 +162,7 @@ def scoring(run_folder: str, descriptors_dir: str, out_dir: str) -> None:
   data_dir = embedded.embedded_data_dir(size="smoke", seed=0)
   doc = runner.run(descriptors_dir=descriptors_dir, data_dir=data_dir, n_pairs=100,
                    json_out=os.path.join(out_dir, "descriptors.json"))
-  for task in runner.TASKS:
+  for task in types.BENCHMARKS:
     assert 0.0 <= doc[task] <= 1.0, (task, doc[task])
 
 

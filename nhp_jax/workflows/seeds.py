@@ -152,10 +152,11 @@ def score_headline(c: ml_collections.ConfigDict, workdir: str, data_dir: str | N
 
 
 def train_and_score(study: ml_collections.ConfigDict, root: str, dataset: str, pipeline: str,
-                    seed: int) -> dict | None:
+                    seed: int, *, train: bool = True) -> dict | None:
   """One run: trains (resuming) and scores it; returns its run.json record (None off process 0).
 
-  A run whose run.json was written for the same settings is returned as is.
+  A run whose run.json was written for the same settings is returned as is;
+  with `train=False` nothing is trained or scored (None for an unfinished run).
   Stage seconds add up over invocations (a run killed mid-stage loses that
   stage's last partial invocation only if the process is killed outright).
   """
@@ -173,11 +174,13 @@ def train_and_score(study: ml_collections.ConfigDict, root: str, dataset: str, p
   if record.get("settings") not in (None, settings):
     raise errors.ConfigError(f"{path}: written for other settings ({record.get('settings')}); "
                              f"use another --workdir or delete {workdir}")
+  if not train:
+    return None
   stage_seconds = dict(record.get("stage_seconds", {}))
   done = set(record.get("stages_done", []))
   os.makedirs(workdir, exist_ok=True)
 
-  def save(**extra):
+  def write_record(**extra):
     if platform.is_writer():
       atomic.write_json(path, {"settings": settings, "stage_seconds": stage_seconds,
                                "stages_done": sorted(done), **extra})
@@ -194,7 +197,7 @@ def train_and_score(study: ml_collections.ConfigDict, root: str, dataset: str, p
       done.add(stage)
     finally:
       stage_seconds[stage] = round(stage_seconds.get(stage, 0.0) + time.perf_counter() - began, 1)
-      save()
+      write_record()
   if not platform.is_writer():
     return None
   doc, inference = score_headline(c, workdir, data_dir, study.n_pairs)
@@ -220,18 +223,20 @@ def summarize(records: Mapping[str, Mapping[str, Sequence[dict]]]) -> dict:
   Returns:
     {dataset: {pipeline: {benchmark | "mean" | "train_seconds" |
     "patches_per_s": stats}}}; "mean" is each run's mean of the three mAPs.
+  Pipelines with no runs on a dataset, and datasets with none, are left out.
   """
   out = {}
   for dataset, by_pipeline in records.items():
     out[dataset] = {}
     for pipeline, runs in by_pipeline.items():
+      if not runs:
+        continue
       s = {t: _stats([r["headline"][t] for r in runs]) for t in types.BENCHMARKS}
       s["mean"] = _stats([float(np.mean([r["headline"][t] for t in types.BENCHMARKS])) for r in runs])
       s["train_seconds"] = _stats([sum(r["stage_seconds"].values()) for r in runs])
       s["patches_per_s"] = _stats([r["inference"]["patches_per_s"] for r in runs])
       out[dataset][pipeline] = s
-    out[dataset] = dict(out[dataset])
-  return out
+  return {d: by_pipeline for d, by_pipeline in out.items() if by_pipeline}
 
 
 def spread(s: Mapping) -> float:
@@ -253,17 +258,27 @@ def recommend(summary: Mapping[str, Mapping[str, Mapping]],
   than the larger of their two seed spreads (`spread`). Candidates lead or
   tie on every dataset; of those, the one with the lowest cost (training
   plus describing the test split, summed over datasets) is the default.
+  Only pipelines with runs on every dataset compete (a partial study); the
+  leaders reported are those of all pipelines.
+
+  Raises:
+    ConfigError: no pipeline has runs on every dataset.
 
   Returns:
     {"default", "candidates", "leaders": {dataset: pipeline}, "gaps":
     {dataset: {pipeline: [gap to the leader, spread allowed]}}, "cost_seconds"}.
   """
-  pipelines = list(next(iter(summary.values())))
+  pipelines = [p for p in next(iter(summary.values()))
+               if all(p in by_pipeline for by_pipeline in summary.values())]
   leaders, gaps, candidates = {}, {}, set(pipelines)
+  if not pipelines:
+    raise errors.ConfigError("no pipeline has runs on every dataset yet: nothing to compare")
   for dataset, by_pipeline in summary.items():
-    lead = max(by_pipeline, key=lambda p: by_pipeline[p]["mean"]["mean"])
-    leaders[dataset], gaps[dataset] = lead, {}
-    for p, s in by_pipeline.items():
+    leaders[dataset] = max(by_pipeline, key=lambda p: by_pipeline[p]["mean"]["mean"])
+    lead = max(pipelines, key=lambda p: by_pipeline[p]["mean"]["mean"])
+    gaps[dataset] = {}
+    for p in pipelines:
+      s = by_pipeline[p]
       gap = by_pipeline[lead]["mean"]["mean"] - s["mean"]["mean"]
       allowed = max(spread(s), spread(by_pipeline[lead]))
       gaps[dataset][p] = [round(gap, 4), round(allowed, 4)]
@@ -332,10 +347,16 @@ class SeedsResult:
   markdown: str
 
 
-def run(study: ml_collections.ConfigDict, root: str) -> SeedsResult | None:
+def run(study: ml_collections.ConfigDict, root: str, *,
+        report_only: bool = False) -> SeedsResult | None:
   """Trains and scores every (dataset, pipeline, seed); writes `<root>/<name>/results.*`.
 
-  Returns None off process 0 of a multi-process job.
+  With `report_only`, trains and scores nothing: the table, plot and default
+  come from the runs finished so far (a study stopped early; its results.md
+  says how many). Returns None off process 0 of a multi-process job.
+
+  Raises:
+    ConfigError: with `report_only`, no run finished yet.
   """
   root = os.path.abspath(root)
   began = time.perf_counter()
@@ -349,7 +370,8 @@ def run(study: ml_collections.ConfigDict, root: str) -> SeedsResult | None:
   for seed in study.seeds:
     for dataset in names:
       for pipeline in study.pipelines:
-        record = train_and_score(study, root, dataset, pipeline, int(seed))
+        record = train_and_score(study, root, dataset, pipeline, int(seed),
+                                 train=not report_only)
         done += 1
         elapsed = time.perf_counter() - began
         logging.info("seeds study: %d/%d runs (%s/%s) in %s", done, total, dataset,
@@ -360,6 +382,9 @@ def run(study: ml_collections.ConfigDict, root: str) -> SeedsResult | None:
   if not platform.is_writer():
     return None
   summary = summarize(records)
+  finished = sum(len(runs) for by_pipeline in records.values() for runs in by_pipeline.values())
+  if not summary:
+    raise errors.ConfigError(f"{root}: no run of study {study.name} has finished yet")
   choice = recommend(summary, patches)
   out_dir = os.path.join(root, study.name)
   os.makedirs(out_dir, exist_ok=True)
@@ -367,7 +392,9 @@ def run(study: ml_collections.ConfigDict, root: str) -> SeedsResult | None:
   md = (f"# {study.title}\n\nSeeds {', '.join(map(str, study.seeds))}; split "
         f"{next(iter(study.pipelines.values())).descriptor.data.split}, every test label, "
         f"{study.n_pairs:,} verification pairs per file; training time per run (all its "
-        f"stages), inference on the test split (denoiser and descriptor).\n\n{SYNTHETIC_NOTE}\n\n"
+        f"stages), inference on the test split (denoiser and descriptor)."
+        + (f" **Partial: {finished} of {total} runs finished.**" if finished < total else "")
+        + f"\n\n{SYNTHETIC_NOTE}\n\n"
         + table(summary)
         + f"\nDefault by this evidence: **{choice['default']}** (leads or ties on every dataset "
         f"and costs least; ties: gaps no larger than the seed range). Leaders: "
@@ -375,7 +402,8 @@ def run(study: ml_collections.ConfigDict, root: str) -> SeedsResult | None:
         + ".\n\n![results](results.png)\n")
   doc = {"study": study.name, "title": study.title, "seeds": list(study.seeds),
          "datasets": [dict(s) for s in study.datasets], "summary": summary,
-         "recommendation": choice, "runs": records,
+         "recommendation": choice, "runs": records, "finished_runs": finished,
+         "total_runs": total,
          "wall_seconds": round(time.perf_counter() - began, 1)}
   atomic.write_json(os.path.join(out_dir, "results.json"), doc)
   atomic.write_text(os.path.join(out_dir, "results.md"), md)

@@ -60,7 +60,7 @@ def test_a_strided_valid_conv_and_a_full_frame_head_are_counted_from_their_shape
 def test_counting_flops_starts_no_jax_backend():
   """Safe before `platform.setup()` and in a process that must not take the accelerator."""
   code = ("from benchmarks import common; from nhp_jax.models import get_model; "
-          "from nhp_jax.train import host_devices; "
+          "from nhp_jax import host_devices; "
           "n = common.forward_flops(get_model('unet_shallow')); "
           "print(n, host_devices.backend_started())")
   env = dict(os.environ, JAX_PLATFORMS="cpu")

@@ -157,9 +157,10 @@ def test_configuring_after_the_backend_started_is_an_error():
 # What the training binaries do: import their modules, parse the config, then
 # plan the host devices; nothing imported may have started JAX's backend.
 _BINARY_ORDER = r"""
-from experiments import main, study, training_binary
+from experiments import main, training_binary
 from experiments.configs import descriptor, hardnet
 from nhp_jax.evaluation import describe, runner
+from nhp_jax.workflows import seeds, studies
 from nhp_jax import host_devices
 from nhp_jax.train import loop
 assert not host_devices.backend_started()

@@ -71,3 +71,40 @@ def test_table_and_plot(tmp_path):
   assert md.count("| q |") == 2
   seeds.plot(summary, str(tmp_path / "s.png"), "t")
   assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_a_partial_study_leaves_out_what_has_not_run():
+  """Pipelines without runs on a dataset are absent, and only those run everywhere compete."""
+  summary = seeds.summarize({
+      "d1": {"a": [_record(.9, .6, .8)], "b": [_record(.7, .4, .6)], "c": []},
+      "d2": {"a": [], "b": [_record(.7, .4, .6)], "c": []},
+      "d3": {"a": [], "b": [], "c": []}})
+  assert {d: sorted(p) for d, p in summary.items()} == {"d1": ["a", "b"], "d2": ["b"]}
+  choice = seeds.recommend(summary, {"d1": 1, "d2": 1})
+  assert choice["candidates"] == ["b"] and choice["default"] == "b"
+  assert choice["leaders"] == {"d1": "a", "d2": "b"}
+
+
+def test_report_only_trains_nothing_and_needs_a_finished_run(tmp_path, monkeypatch):
+  """--report_only reads run.json records; with none finished it is one clear error."""
+  from experiments.configs.studies import seeds as seeds_config  # pylint: disable=g-import-not-at-top
+  from nhp_jax import errors  # pylint: disable=g-import-not-at-top
+  study = seeds_config.get_config("smoke")
+  monkeypatch.setattr(seeds.loop, "train_and_evaluate",
+                      lambda *a, **k: pytest.fail("report_only trained"))
+  monkeypatch.setattr(seeds, "dataset_dir", lambda root, name, spec: None)
+  with pytest.raises(errors.ConfigError, match="no run of study seeds has finished"):
+    seeds.run(study, str(tmp_path), report_only=True)
+  # One finished run (its run.json as train_and_score writes it) is enough for a report.
+  dataset, pipeline, seed = study.datasets[0]["name"], "fast", int(study.seeds[0])
+  spec = seeds.dataset_spec(study, dataset)
+  c = seeds.run_config(study, pipeline, seed, spec)
+  settings = {"pipeline": pipeline, "seed": seed, "dataset": dict(spec),
+              "n_pairs": study.n_pairs, "config": seeds._digest(c.to_dict())}
+  path = tmp_path / seeds.RUNS_DIR / dataset / seeds.run_name(pipeline, seed) / seeds.RUN_FILE
+  path.parent.mkdir(parents=True)
+  path.write_text(__import__("json").dumps(dict(_record(.8, .5, .7), settings=settings)))
+  result = seeds.run(study, str(tmp_path), report_only=True)
+  assert result.doc["finished_runs"] == 1 and result.doc["total_runs"] == 8
+  assert "Partial: 1 of 8 runs finished" in result.markdown
+  assert result.doc["recommendation"]["default"] == "fast"
