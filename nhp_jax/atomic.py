@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from typing import Any, Iterator
 
+from absl import logging
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
@@ -49,6 +51,21 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
   """Atomically writes `obj` as indented JSON to `path`."""
   write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_record(path: str | os.PathLike) -> dict | None:
+  """A JSON record written by `write_json`, or None when absent or unreadable (then logged).
+
+  For resumable work: an unreadable record means "not done", and the work is checked again.
+  """
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except FileNotFoundError:
+    return None
+  except (OSError, json.JSONDecodeError) as e:
+    logging.warning("%s: unreadable (%s); the work it records is checked again", path, e)
+    return None
 
 
 @contextlib.contextmanager

@@ -35,3 +35,12 @@ def test_atomic_dir_replaces_or_keeps_and_never_leaves_partial_folders(tmp_path)
       open(os.path.join(tmp, "x"), "w").write("partial")
       raise RuntimeError("killed")
   assert sorted(os.listdir(tmp_path)) == ["d"]
+
+
+def test_read_record_is_none_when_absent_or_unreadable(tmp_path):
+  path = tmp_path / "run.json"
+  assert atomic.read_record(path) is None
+  atomic.write_json(path, {"step": 3})
+  assert atomic.read_record(path) == {"step": 3}
+  path.write_text('{"step": 3')   # cut short: the work it records is done again
+  assert atomic.read_record(path) is None

@@ -110,17 +110,6 @@ def run_config(study: ml_collections.ConfigDict, pipeline: str, seed: int,
   return c
 
 
-def _read_json(path: str) -> dict | None:
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except FileNotFoundError:
-    return None
-  except (OSError, json.JSONDecodeError) as e:
-    logging.warning("%s: unreadable (%s); the run is checked again", path, e)
-    return None
-
-
 def score_headline(c: ml_collections.ConfigDict, workdir: str, data_dir: str | None,
                    n_pairs: int) -> tuple[dict, dict]:
   """The headline results document of a trained run, and its inference figures.
@@ -167,7 +156,7 @@ def train_and_score(study: ml_collections.ConfigDict, root: str, dataset: str, p
   settings = {"pipeline": pipeline, "seed": seed, "dataset": dict(spec),
               "n_pairs": study.n_pairs, "config": _digest(c.to_dict())}
   path = os.path.join(workdir, RUN_FILE)
-  record = _read_json(path) or {}
+  record = atomic.read_record(path) or {}
   if record.get("settings") == settings and "headline" in record:
     logging.info("run %s/%s: finished earlier (%s)", dataset, run_name(pipeline, seed), path)
     return record

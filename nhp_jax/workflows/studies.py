@@ -137,17 +137,6 @@ class RunRecord:
   steps: int
 
 
-def _read_done(path: str) -> dict | None:
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except FileNotFoundError:
-    return None
-  except (OSError, json.JSONDecodeError) as e:
-    logging.warning("%s: unreadable (%s); the run is checked again", path, e)
-    return None
-
-
 def train_run(catalogue: Catalogue, name: str, scale: str, root: str,
               data_dir: str | None) -> RunRecord:
   """Trains run `name` (after the runs it needs) unless a matching finished run is there.
@@ -162,7 +151,7 @@ def train_run(catalogue: Catalogue, name: str, scale: str, root: str,
   workdir = run_dir(root, name)
   comparable, data = _comparable_config(catalogue, name, scale), _data_name(data_dir, config)
   done_path = os.path.join(workdir, DONE_FILE)
-  done = _read_done(done_path)
+  done = atomic.read_record(done_path)
   if done is not None:
     conflicts = config_conflicts(done.get("config", {}), comparable)
     if conflicts or done.get("data") != data:
