@@ -35,6 +35,13 @@ def parse_names(value: str | Sequence[str]) -> list[str]:
   return list(dict.fromkeys(names))
 
 
+def _check_inputs(inputs: Sequence[str]) -> None:
+  bad = [k for k in inputs if k not in INPUTS]
+  if bad or not inputs:
+    raise errors.ConfigError(f"classical inputs: expected a non-empty subset of "
+                             f"{', '.join(INPUTS)}, found {', '.join(bad) or 'none'}")
+
+
 def score_patches(patches: PatchSet, split: str, names: Sequence[str] = tuple(classical.CLASSICAL),
           inputs: Sequence[str] = INPUTS, **score_kw) -> dict[str, dict]:
   """Results documents of the classical descriptors on a test split.
@@ -50,10 +57,7 @@ def score_patches(patches: PatchSet, split: str, names: Sequence[str] = tuple(cl
   Returns:
     {"<name> <input>": results document}, in names-then-inputs order.
   """
-  bad = [k for k in inputs if k not in INPUTS]
-  if bad or not inputs:
-    raise errors.ConfigError(f"classical inputs: expected a non-empty subset of "
-                             f"{', '.join(INPUTS)}, found {', '.join(bad) or 'none'}")
+  _check_inputs(inputs)
   base_meta = score_kw.pop("meta", None) or {}
   docs = {}
   for name in parse_names(names):
@@ -83,10 +87,7 @@ def score_split(data_dir: str | None, split: str,
     DataError, TaskFileError: a bad dataset, splits or task files.
   """
   parse_names(names)
-  bad = [k for k in inputs if k not in INPUTS]
-  if bad or not inputs:
-    raise errors.ConfigError(f"classical inputs: expected a non-empty subset of "
-                             f"{', '.join(INPUTS)}, found {', '.join(bad) or 'none'}")
+  _check_inputs(inputs)
   data_dir = data_dir or embedded.ensure_embedded(size=embedded_size)
   test = cache.load_split(data_dir, split=split, subset="test")
   docs = score_patches(test, split, names, inputs, data_dir=data_dir, **score_kw)

@@ -202,8 +202,7 @@ def one_at_a_time(fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
   overlap it gives up is ~1 ms against steps of tens of milliseconds. On
   one device and on GPUs/TPUs `fn` is returned as is.
   """
-  devices = mesh.devices.flat
-  if mesh.devices.size < 2 or next(iter(devices)).platform != "cpu":
+  if mesh.devices.size < 2 or mesh.devices.flat[0].platform != "cpu":
     return fn
 
   def wrapped(*args, **kwargs):

@@ -121,12 +121,10 @@ def score_headline(c: ml_collections.ConfigDict, workdir: str, data_dir: str | N
   """
   model_dir, kind = main_job.headline(c, workdir)
   split = c.descriptor.data.split
-  if kind == "noisy":   # the fine-tuned pair is one model from noisy pixels
-    descriptor, denoiser, test, used = describe.restore_with_test_split(
-        None, split=split, data_dir=data_dir, descriptor_workdir=model_dir)
-  else:
-    descriptor, denoiser, test, used = describe.restore_with_test_split(
-        model_dir, split=split, data_dir=data_dir)
+  # A run folder gives its denoiser and descriptor; the joint workdir (noisy
+  # input) is one model, with no denoiser/ beside it.
+  descriptor, denoiser, test, used = describe.restore_with_test_split(
+      model_dir, split=split, data_dir=data_dir)
   began = time.perf_counter()
   sets = describe.describe_inputs(test, descriptor, denoiser, inputs=(kind,))
   jax.block_until_ready(sets[kind].descs)
