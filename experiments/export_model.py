@@ -4,7 +4,7 @@
 
 RUN is a run folder (denoiser/ + descriptor/: the separately trained pair),
 a joint fine-tuning workdir (the fine-tuned pair, e.g. `workdirs/main/joint`,
-the headline of the best and fast pipelines) or a descriptor workdir. PATH
+the headline of the fast and dncnn pipelines) or a descriptor workdir. PATH
 gets the networks, their model configs, a format version and a SHA-256 of
 the parameters (`nhp_jax/model_file.py`), written atomically; then
 

@@ -14,11 +14,14 @@ Scales (`--scale`, `experiments/configs/pipelines.py`):
             either scale field by field.
 
 Pipelines (`--pipeline`, stage settings in `experiments/configs/pipelines.py`):
-  best      (default, `experiments/configs/best.py`): DnCNN pretrained on
-            AWGN + transfer, L2-Net with HardNet's loss, then both fine-tuned
-            end to end on noisy patches; the headline numbers are the
-            fine-tuned pair's, from noisy patches (column `joint`);
-  fast      (`experiments/configs/fast.py`): as best with the shallow UNet;
+  fast      (default, `experiments/configs/fast.py`): the shallow UNet, L2-Net
+            with HardNet's loss, then both fine-tuned end to end on noisy
+            patches; the headline numbers are the fine-tuned pair's, from
+            noisy patches (column `joint`). The default by the seeds study's
+            evidence (README, "Which pipeline by default");
+  dncnn     (`experiments/configs/dncnn.py`): as fast with DnCNN pretrained
+            on AWGN + transfer in place of the UNet (a tie with fast, at
+            three times its cost; `best` until the seeds study);
   baseline  (`experiments/configs/pipeline_baseline.py`): the seed's shallow
             UNet and L2-Net with random triplets; headline: denoised input.
 Either way the separately trained descriptor is also scored with noisy,
@@ -26,7 +29,7 @@ denoised and clean inputs (the seed's Fig. 4 table). Writes, into --workdir:
 results.json (headline: the pipeline's own column), results.md (the table),
 results.png (a bar chart of it) and `model`, the headline model as one
 portable file (`nhp_jax.load("<workdir>/model")`; the fine-tuned pair for
-best and fast, the separately trained pair for baseline). Every stage
+fast and dncnn, the separately trained pair for baseline). Every stage
 resumes: rerun the same command after an interruption and finished stages
 are skipped.
 
@@ -48,19 +51,20 @@ from absl import app, flags, logging
 from experiments import cli
 from experiments.configs import pipelines
 from nhp_jax import platform
+from nhp_jax.data import generator
 from nhp_jax.evaluation import baselines
 from nhp_jax.evaluation import task_files
 from nhp_jax.workflows import main_job
 from nhp_jax.workflows import stages
 
-_PIPELINE = flags.DEFINE_enum("pipeline", "best", list(pipelines.PIPELINES),
+_PIPELINE = flags.DEFINE_enum("pipeline", pipelines.DEFAULT, list(pipelines.PIPELINES),
                               "which pipeline config")
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/main", "run folder: one subfolder per "
                                "stage (pretrain/, denoiser/, descriptor/, joint/), "
                                "results.json, results.md, results.png and the exported model")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "N-HPatches or HPatches root; absent: "
                                 "the embedded synthetic dataset of --size")
-_SIZE = flags.DEFINE_enum("size", None, ["smoke", "small", "medium", "large"],
+_SIZE = flags.DEFINE_enum("size", None, list(generator.SIZES),
                           "embedded dataset size when --data_dir is absent; default: small "
                           "at --scale=main, the configs' own (medium) at --scale=full")
 _SCALE = flags.DEFINE_enum("scale", "main", ["main", "full"],

@@ -62,7 +62,7 @@ def for_runs(denoiser_config: ml_collections.ConfigDict,
 
 def hardnet_pipeline(denoiser_config: ml_collections.ConfigDict, arg: str = ""
                      ) -> ml_collections.ConfigDict:
-  """The pipeline of `best.py` / `fast.py` after its denoiser: HardNet L2-Net, then joint.
+  """The pipeline of `fast.py` / `dncnn.py` after its denoiser: HardNet L2-Net, then joint.
 
   Returns:
     {"descriptor": the `hardnet.py` config, "joint": its joint fine-tuning

@@ -1,4 +1,4 @@
-"""The main job end to end at smoke size: train the best pipeline's stages, score every input."""
+"""The main job end to end at smoke size: train the default pipeline's stages, score every input."""
 
 import json
 import os
@@ -29,7 +29,7 @@ def test_main_job_smoke_writes_table_and_json(tmp_path):
   doc = json.loads((workdir / "results.json").read_text())
   inputs = doc["details"]["inputs"]
   assert sorted(inputs) == ["clean", "denoised", "joint", "noisy"]
-  assert doc["details"]["headline_input"] == "joint"   # the best pipeline's own descriptor
+  assert doc["details"]["headline_input"] == "joint"   # the default pipeline's own descriptor
   for kind, sub in inputs.items():
     for task in ("verification", "matching", "retrieval"):
       assert 0.0 <= sub[task] <= 1.0, (kind, task, sub[task])
@@ -97,7 +97,7 @@ def _check_exported_model(workdir, joint_column, joint_csv):
     assert doc[task] == pytest.approx(joint_column[task], abs=1e-12)
 
 
-@pytest.mark.parametrize("pipeline", ["best", "fast", "baseline"])
+@pytest.mark.parametrize("pipeline", ["fast", "dncnn", "baseline"])
 def test_pipeline_configs_validate_at_every_size(pipeline):
   from experiments.configs import pipelines
   from nhp_jax.train import config_validation
@@ -105,7 +105,7 @@ def test_pipeline_configs_validate_at_every_size(pipeline):
     c = pipelines.pipeline_config(pipeline, size, descriptor_epochs=1, joint_epochs=3)
     assert c.name == pipeline
     assert ("joint" in c) == (pipeline != "baseline")
-    assert ("pretrain" in c) == (pipeline == "best")
+    assert ("pretrain" in c) == (pipeline == "dncnn")
     if "pretrain" in c:
       c.denoiser.transfer.pretrained_workdir = "run"
     if "joint" in c:
@@ -125,7 +125,7 @@ def test_pipeline_configs_validate_at_every_size(pipeline):
     pipelines.pipeline_config(pipeline, "small", epochs=3)
 
 
-@pytest.mark.parametrize("pipeline", ["best", "fast", "baseline"])
+@pytest.mark.parametrize("pipeline", ["fast", "dncnn", "baseline"])
 def test_full_scale_is_the_configs_own(pipeline):
   import importlib  # pylint: disable=g-import-not-at-top
   from experiments.configs import pipelines
@@ -165,8 +165,10 @@ def test_dtype_and_seed_flags_reach_every_stage():
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
-  assert settings("--dtype=bfloat16", "--seed=7") == {
-      s: ["bfloat16", 7] for s in ("pretrain", "denoiser", "descriptor", "joint")}
+  assert settings("--dtype=bfloat16", "--seed=7") == {   # the default: fast
+      s: ["bfloat16", 7] for s in ("denoiser", "descriptor", "joint")}
+  assert settings("--pipeline=dncnn", "--seed=3") == {
+      s: ["float32", 3] for s in ("pretrain", "denoiser", "descriptor", "joint")}
   assert settings("--pipeline=baseline") == {s: ["float32", 0]
                                              for s in ("denoiser", "descriptor")}
 
@@ -217,11 +219,12 @@ def test_flags_reach_the_stages_the_scoring_and_the_export(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
-  from experiments.configs import best  # pylint: disable=g-import-not-at-top
-  own = best.get_config("")
+  from experiments.configs import dncnn  # pylint: disable=g-import-not-at-top
+  own = dncnn.get_config("")
   tasks_dir = tmp_path / "official_tasks"
   tasks_dir.mkdir()
-  calls = wiring("--scale=full", f"--tasks_dir={tasks_dir}", "--data_dir=/data/nhp")
+  calls = wiring("--pipeline=dncnn", "--scale=full", f"--tasks_dir={tasks_dir}",
+                 "--data_dir=/data/nhp")
   assert calls["train"] == {
       "pretrain": [own.pretrain.training.num_epochs, "/data/nhp"],
       "denoiser": [own.denoiser.training.num_epochs, "/data/nhp"],

@@ -44,7 +44,7 @@ def test_shipped_configs_are_valid_json_without_callables(name, arg):
 
 def test_every_task_has_a_config():
   assert {c.task for n in CONFIGS for c in _load_all(n)} == set(cv.SCHEMAS)
-  assert {"best", "fast", "pipeline_baseline"} <= set(CONFIGS)
+  assert {"fast", "dncnn", "pipeline_baseline"} <= set(CONFIGS)
 
 
 def test_config_docstrings_give_the_command():

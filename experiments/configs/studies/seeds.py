@@ -2,7 +2,7 @@
 
 Each (dataset, pipeline, seed) trains as `experiments.main` does at its
 main scale and scores its headline on every test label (the fine-tuned
-pair from noisy patches for best and fast, denoised patches for baseline).
+pair from noisy patches for fast and dncnn, denoised patches for baseline).
 The datasets: the embedded medium set, and the one the beyond study's
 second run uses (seed 1, read noise sigma 25-45), generated under the
 study root. `nhp_jax.workflows.seeds` writes the table, the plot and the
@@ -19,7 +19,7 @@ import ml_collections
 from experiments.configs import pipelines
 
 SCALES = ("smoke", "main")
-PIPELINES = ("best", "fast", "baseline")
+PIPELINES = ("fast", "dncnn", "baseline")
 SEEDS = (0, 1, 2)
 # Smoke: every stage a few steps (seconds per run), for the tests.
 SMOKE = {"train_labels": 20, "denoiser_epochs": 1, "triplets_per_epoch": 256,
