@@ -3,7 +3,7 @@
 For each task of --tasks, builds what `loop.train_and_evaluate` builds: the
 experiment config (its `:smoke` variant, on the embedded dataset, with
 --batch as the global batch), the ("data",) mesh of
-`sharding.data_parallel_size`, the Task (`tasks.get_task`), a fresh train
+`sharding.data_parallel_size`, the Recipe (`recipes.get_recipe`), a fresh train
 state (replicated) and the jitted step (`sharding.jit_train_step`). Then it
 times, after --warmup untimed steps of each:
 
@@ -104,7 +104,7 @@ def _config(name: str, args):
   c.data.max_train_labels = 0           # every training label of the embedded split
   c.training.batch_size = args.batch
   if "descriptor" in c:                 # enough triplets (pairs) per epoch for a few epochs' worth
-    c.descriptor.triplets_per_epoch = args.batch * (args.steps + args.warmup + args.prefetch + 2)
+    c.descriptor.examples_per_epoch = args.batch * (args.steps + args.warmup + args.prefetch + 2)
   return c
 
 
@@ -121,7 +121,7 @@ def measure_task(name: str, args) -> dict:
   from nhp_jax.train import config_validation  # pylint: disable=import-outside-toplevel
   from nhp_jax.train import sharding  # pylint: disable=import-outside-toplevel
   from nhp_jax.train import state as state_lib  # pylint: disable=import-outside-toplevel
-  from nhp_jax.train import tasks  # pylint: disable=import-outside-toplevel
+  from nhp_jax.train import recipes  # pylint: disable=import-outside-toplevel
 
   config = _config(name, args)
   config_validation.validate(config)
@@ -129,7 +129,7 @@ def measure_task(name: str, args) -> dict:
   began = time.perf_counter()
   mesh = sharding.make_mesh(sharding.data_parallel_size(config.training.batch_size,
                                                         config.parallel.num_devices))
-  task = tasks.get_task(config, None)
+  task = recipes.get_recipe(config, None)
   total_steps = max(config.training.num_epochs * task.steps_per_epoch,
                     args.rounds * 2 * (args.steps + args.warmup) + 1)
   model = state_lib.build_model(config)

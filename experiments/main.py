@@ -76,8 +76,10 @@ _TASKS_DIR = flags.DEFINE_string("tasks_dir", None, "folder with the official ta
 _TRAIN_LABELS = flags.DEFINE_integer(
     "train_labels", None, "train labels (x16 patches) the denoiser sees per epoch; 0: all")
 _DENOISER_EPOCHS = flags.DEFINE_integer("denoiser_epochs", None, "denoiser epochs")
-_TRIPLETS = flags.DEFINE_integer("triplets_per_epoch", None, "descriptor triplets (or "
-                                 "anchor-positive pairs, for HardNet's loss) per epoch")
+_DESCRIPTOR_EXAMPLES = flags.DEFINE_integer(
+    "descriptor_examples_per_epoch", None, "descriptor triplets (or anchor-positive pairs, "
+    "for HardNet's loss) per epoch")
+flags.DEFINE_alias("triplets_per_epoch", "descriptor_examples_per_epoch")   # its name until #21
 _DESCRIPTOR_EPOCHS = flags.DEFINE_integer("descriptor_epochs", None, "descriptor epochs")
 _JOINT_EXAMPLES = flags.DEFINE_integer("joint_examples_per_epoch", None, "joint fine-tuning "
                                        "triplets or pairs per epoch")
@@ -104,7 +106,8 @@ def stage_configs():
   # Scale flags left unset take the scale's value (pipelines.DEFAULTS, or the configs' own).
   c = pipelines.pipeline_config(
       _PIPELINE.value, _SIZE.value, _SCALE.value, train_labels=_TRAIN_LABELS.value,
-      denoiser_epochs=_DENOISER_EPOCHS.value, triplets_per_epoch=_TRIPLETS.value,
+      denoiser_epochs=_DENOISER_EPOCHS.value,
+      descriptor_examples_per_epoch=_DESCRIPTOR_EXAMPLES.value,
       descriptor_epochs=_DESCRIPTOR_EPOCHS.value,
       joint_examples_per_epoch=_JOINT_EXAMPLES.value, joint_epochs=_JOINT_EPOCHS.value,
       pretrain_crops=_PRETRAIN_CROPS.value, pretrain_epochs=_PRETRAIN_EPOCHS.value)

@@ -360,7 +360,7 @@ def _network(restored) -> model_file.Network:
   config = restored.config
   return model_file.Network(
       config.model.to_dict(), str(config.dtype), jax.device_get(restored.variables),
-      {"workdir": restored.workdir, "step": int(restored.step), "task": str(config.task)})
+      {"workdir": restored.workdir, "step": int(restored.step), "recipe": str(config.recipe)})
 
 
 def _load_workdir(path: str, step: int | str) -> tuple[str, dict[str, model_file.Network]]:
@@ -370,22 +370,22 @@ def _load_workdir(path: str, step: int | str) -> tuple[str, dict[str, model_file
   if os.path.isdir(os.path.join(path, describe.DESCRIPTOR_SUBDIR)):
     den_dir, des_dir = describe.resolve_workdirs(path)
     descriptor = describe.restore(des_dir, step)
-    if descriptor.config.task != "descriptor":
+    if descriptor.config.recipe != "descriptor":
       raise errors.CheckpointError(f"{des_dir}: expected a descriptor training workdir, found "
-                                   f"a {descriptor.config.task} workdir")
+                                   f"a {descriptor.config.recipe} workdir")
     if den_dir is None:
       return "descriptor", {"descriptor": _network(descriptor)}
     denoiser = describe.restore(den_dir, step)
     return "pair", {"denoiser": _network(denoiser), "descriptor": _network(descriptor)}
   if os.path.isdir(os.path.join(path, checkpointing.CHECKPOINT_DIR)):
     restored = describe.restore(path, step)
-    name, task = restored.config.model.name, restored.config.task
+    name, recipe = restored.config.model.name, restored.config.recipe
     if name == "denoise_describe":
       return "joint", {"joint": _network(restored)}
-    if task == "descriptor":
+    if recipe == "descriptor":
       return "descriptor", {"descriptor": _network(restored)}
     raise errors.CheckpointError(
-        f"{path}: expected a descriptor or joint training workdir, found a {task} workdir "
+        f"{path}: expected a descriptor or joint training workdir, found a {recipe} workdir "
         f"(model {name}); load the run folder holding {describe.DENOISER_SUBDIR}/ and "
         f"{describe.DESCRIPTOR_SUBDIR}/ instead")
   listing = sorted(os.listdir(path))

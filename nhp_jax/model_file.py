@@ -8,7 +8,7 @@ compressed: float parameters barely compress) of two members:
                       "kind": "pair" | "joint" | "descriptor",
                       "networks": {role: {"model": {"name", "kwargs"},
                                           "dtype": "float32" | "bfloat16",
-                                          "source": {"workdir", "step", "task"}}},
+                                          "source": {"workdir", "step", "recipe"}}},
                       "variables_sha256": hex digest, "written_by": "nhp_jax X.Y.Z"}
   variables.msgpack  {role: {"params": ..., ["batch_stats": ...]}} as numpy
                      arrays, `flax.serialization.msgpack_serialize`
@@ -70,7 +70,8 @@ class Network:
     dtype: the config's compute dtype, "float32" or "bfloat16" (parameters
       are float32 either way).
     variables: {"params": tree, ["batch_stats": tree]} of numpy arrays.
-    source: where it came from, JSON values ({"workdir", "step", "task"}).
+    source: where it came from, JSON values ({"workdir", "step", "recipe"}; files
+      written before #21 say "task" for "recipe").
   """
   model: dict
   dtype: str

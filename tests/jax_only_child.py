@@ -120,7 +120,7 @@ def models_and_steps(out_dir: str) -> None:
   checkpointer.save(1, des, des_c, {"epoch": 0}, metrics={checkpointing.BEST_METRIC: 1.0})
   checkpointer.close()
   variables, config, step = checkpointing.load_variables(workdir, "best")
-  assert int(step) == 1 and config["task"] == "descriptor"
+  assert int(step) == 1 and config["recipe"] == "descriptor"
   jax.tree.map(np.testing.assert_array_equal, variables["params"], jax.device_get(des.params))
 
 

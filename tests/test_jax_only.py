@@ -39,7 +39,7 @@ def run_folder(tmp_path_factory):
   des = descriptor.get_config("smoke")
   des.training.num_epochs = 1
   des.training.batch_size = 10
-  des.descriptor.triplets_per_epoch = 20   # 2 steps
+  des.descriptor.examples_per_epoch = 20   # 2 steps
   des.descriptor.val_triplets = 20
   loop.train_and_evaluate(des, str(root / "descriptor"))
   return root

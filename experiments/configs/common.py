@@ -7,10 +7,10 @@ build on these, and their variants import them.
 import ml_collections
 
 
-def base(task: str, model: str, **model_kwargs) -> ml_collections.ConfigDict:
-  """Fields every task has, with the seed's defaults where it gives them."""
+def base(recipe: str, model: str, **model_kwargs) -> ml_collections.ConfigDict:
+  """Fields every training recipe has, with the seed's defaults where it gives them."""
   c = ml_collections.ConfigDict()
-  c.task = task
+  c.recipe = recipe
   c.seed = 0
   # Compute dtype: "float32", or "bfloat16" (params, optimiser and losses stay float32).
   c.dtype = "float32"

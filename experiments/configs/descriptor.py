@@ -35,13 +35,13 @@ def get_config(arg: str = ""):
   c.descriptor = {
       "margin": 1.0,
       "bn_passes": 3,
-      "triplets_per_epoch": 100_000,
+      "examples_per_epoch": 100_000,
       "schedule": "regular",
       "far_gap": 10_000,
       "distinct_anchors": True,   # anchor labels distinct within a batch (Keras baseline)
       "val_triplets": 2000,       # fixed "regular" validation triplets
       # "triplet" (the seed's) or "hardest_in_batch" (HardNet: anchor-positive
-      # batches of distinct labels; triplets_per_epoch then counts pairs).
+      # batches of distinct labels; examples_per_epoch then counts pairs).
       "loss": "triplet",
       "sos_weight": 0.0,          # SOSNet regulariser weight (hardest_in_batch); 0: off
       "sos_k": 8,                 # its nearest neighbours per set
@@ -55,7 +55,7 @@ def get_config(arg: str = ""):
   }
   if arg == "smoke":
     common.smoke(c)
-    c.descriptor.triplets_per_epoch = 300   # 6 steps per epoch
+    c.descriptor.examples_per_epoch = 300   # 6 steps per epoch
     c.descriptor.val_triplets = 100
     c.descriptor.far_gap = 20
   return c

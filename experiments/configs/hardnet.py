@@ -60,11 +60,11 @@ def get_config(arg: str = ""):
   c.optimizer.end_factor = 0.0
   c.training.batch_size = 256
   c.training.num_epochs = 20
-  c.descriptor.triplets_per_epoch = 100_000
+  c.descriptor.examples_per_epoch = 100_000
   if arg == "smoke":
     # The smoke dataset has about a hundred training labels: small batches.
     c.training.num_epochs = 2
     c.training.batch_size = 16
-    c.descriptor.triplets_per_epoch = 96   # 6 steps per epoch
+    c.descriptor.examples_per_epoch = 96   # 6 steps per epoch
     c.descriptor.sos_k = 4
   return c

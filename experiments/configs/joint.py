@@ -1,7 +1,7 @@
 """Joint fine-tuning: a trained denoiser and descriptor trained end to end on noisy patches (#9).
 
 The model is `denoise_describe`: noisy pixels -> denoiser -> clip to 0..255
--> descriptor. Both networks start from finished runs (`joint.*_workdir`)
+-> descriptor. Both networks start from finished runs (`finetune.*_workdir`)
 and are trained together on batches of noisy patches with the loss
 
     descriptor loss (of the denoised patches) + mae_weight x MAE(denoised, clean)
@@ -22,8 +22,8 @@ with `for_runs` (what the study catalogue does) or override
 `model.kwargs.denoiser` / `model.kwargs.descriptor` to match the runs.
 
   python -m experiments.finetune_joint --config=experiments/configs/joint.py \
-      --config.joint.denoiser_workdir=workdirs/main/denoiser \
-      --config.joint.descriptor_workdir=workdirs/main/descriptor --workdir=workdirs/joint
+      --config.finetune.denoiser_workdir=workdirs/main/denoiser \
+      --config.finetune.descriptor_workdir=workdirs/main/descriptor --workdir=workdirs/joint
 """
 
 import ml_collections
@@ -48,7 +48,7 @@ def for_runs(denoiser_config: ml_collections.ConfigDict,
   c.training.batch_size = descriptor_config.training.batch_size
   c.training.num_epochs = 5
   common.adam_cosine(c, 1e-4)
-  c.joint = {
+  c.finetune = {
       "denoiser_workdir": "",
       "denoiser_checkpoint": "best",
       "descriptor_workdir": "",
@@ -72,7 +72,7 @@ def hardnet_pipeline(denoiser_config: ml_collections.ConfigDict, arg: str = ""
   des = hardnet.get_config(arg)
   fine = for_runs(denoiser_config, des, arg)
   fine.training.batch_size = 16 if arg == "smoke" else 64
-  fine.descriptor.triplets_per_epoch = 96 if arg == "smoke" else 50_000
+  fine.descriptor.examples_per_epoch = 96 if arg == "smoke" else 50_000
   return ml_collections.ConfigDict({"descriptor": des, "joint": fine})
 
 

@@ -8,9 +8,9 @@ config takes) keeps the default pipeline. Point it at
 a run's trained stages and change one setting at a time:
 
   python -m experiments.finetune_joint --config=experiments/configs/joint_stage.py:fast,medium \\
-      --config.joint.denoiser_workdir=RUN/denoiser \\
-      --config.joint.descriptor_workdir=RUN/descriptor \\
-      --config.joint.mae_weight=0.01 --workdir=workdirs/joint_mae0.01
+      --config.finetune.denoiser_workdir=RUN/denoiser \\
+      --config.finetune.descriptor_workdir=RUN/descriptor \\
+      --config.finetune.mae_weight=0.01 --workdir=workdirs/joint_mae0.01
   python -m experiments.evaluate --workdir=workdirs/joint_mae0.01   # noisy input: the headline
 """
 

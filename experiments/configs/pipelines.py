@@ -24,9 +24,9 @@ DEFAULT = "fast"
 STAGES = stages.STAGES
 
 SCALES = ("main", "full")
-SCALE_FIELDS = ("train_labels", "denoiser_epochs", "triplets_per_epoch", "descriptor_epochs",
-                "joint_examples_per_epoch", "joint_epochs", "pretrain_crops", "pretrain_epochs")
-_COMMON = {"train_labels": 600, "denoiser_epochs": 2, "triplets_per_epoch": 10_000,
+SCALE_FIELDS = ("train_labels", "denoiser_epochs", "descriptor_examples_per_epoch",
+                "descriptor_epochs", "joint_examples_per_epoch", "joint_epochs", "pretrain_crops", "pretrain_epochs")
+_COMMON = {"train_labels": 600, "denoiser_epochs": 2, "descriptor_examples_per_epoch": 10_000,
            "descriptor_epochs": 2, "joint_examples_per_epoch": 3_200, "joint_epochs": 2,
            "pretrain_crops": 100, "pretrain_epochs": 2}
 # The main job's scale of each pipeline. dncnn: the DnCNN + transfer head on
@@ -43,13 +43,13 @@ def settings(c: ml_collections.ConfigDict) -> dict[str, int]:
   """The scale fields of a pipeline config as its stages hold them (stages it lacks: absent)."""
   s = {"train_labels": c.denoiser.data.max_train_labels,
        "denoiser_epochs": c.denoiser.training.num_epochs,
-       "triplets_per_epoch": c.descriptor.descriptor.triplets_per_epoch,
+       "descriptor_examples_per_epoch": c.descriptor.descriptor.examples_per_epoch,
        "descriptor_epochs": c.descriptor.training.num_epochs}
   if "pretrain" in c:
     s.update(pretrain_crops=c.pretrain.awgn.train_crops,
              pretrain_epochs=c.pretrain.training.num_epochs)
   if "joint" in c:
-    s.update(joint_examples_per_epoch=c.joint.descriptor.triplets_per_epoch,
+    s.update(joint_examples_per_epoch=c.joint.descriptor.examples_per_epoch,
              joint_epochs=c.joint.training.num_epochs)
   return s
 
@@ -68,7 +68,7 @@ def pipeline_config(pipeline: str, size: str | None = None, scale: str = "main",
       settings (the seed's epochs, every train label: a GPU/TPU job).
     **overrides: scale fields (`SCALE_FIELDS`) replacing the scale's value
       (None: keep it): train_labels (the denoiser's `data.max_train_labels`,
-      0: all), denoiser_epochs, triplets_per_epoch (the descriptor's
+      0: all), denoiser_epochs, descriptor_examples_per_epoch (the descriptor's
       triplets or pairs), descriptor_epochs, joint_examples_per_epoch,
       joint_epochs, pretrain_crops (AWGN crops x16 views), pretrain_epochs.
 
@@ -92,10 +92,10 @@ def pipeline_config(pipeline: str, size: str | None = None, scale: str = "main",
     c.pretrain.training.num_epochs = s["pretrain_epochs"]
   c.denoiser.data.max_train_labels = s["train_labels"]
   c.denoiser.training.num_epochs = s["denoiser_epochs"]
-  c.descriptor.descriptor.triplets_per_epoch = s["triplets_per_epoch"]
+  c.descriptor.descriptor.examples_per_epoch = s["descriptor_examples_per_epoch"]
   c.descriptor.training.num_epochs = s["descriptor_epochs"]
   if "joint" in c:
-    c.joint.descriptor.triplets_per_epoch = s["joint_examples_per_epoch"]
+    c.joint.descriptor.examples_per_epoch = s["joint_examples_per_epoch"]
     c.joint.training.num_epochs = s["joint_epochs"]
   for stage in STAGES:
     if stage in c:

@@ -10,7 +10,7 @@ Validation data (`config.data.validation`):
     v_, so there the held-out sequences are v_ ones);
   "test": the test split, as the course's Keras baseline validated.
 Either way a fixed random subset of `val_labels` labels keeps each
-validation pass cheap (what each task scores on it: `nhp_jax.train.tasks`).
+validation pass cheap (what each recipe scores on it: `nhp_jax.train.recipes`).
 """
 
 import ml_collections

@@ -354,7 +354,7 @@ def evaluate_descriptor_set(descs: types.DescriptorSet,
   tasks = check_options(tasks, n_pairs)
   scorers = scorers if scorers is not None else default_scorers(metric)
   start = time.perf_counter()
-  wanted = tuple(t for t in task_files.TASKS if t in tasks)
+  wanted = tuple(t for t in task_files.FILE_BENCHMARKS if t in tasks)
   if ref_patches is None and data_dir is not None:
     ref_patches = ref_patches_reader(data_dir, descs.sequences)
   verif, retr = task_files.load_tasks(split, descs, tasks_dir=tasks_dir, data_dir=data_dir,

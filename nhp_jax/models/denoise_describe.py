@@ -4,7 +4,7 @@
 clipped to 0..255, is the descriptor's input. Its variables are the two
 networks' own trees side by side, `{"denoiser": ..., "descriptor": ...}` in
 every collection, so a trained denoiser and a trained descriptor load into it
-unchanged (`nhp_jax.train.tasks.joint`) and a fine-tuned pair is restored,
+unchanged (`nhp_jax.train.recipes.joint`) and a fine-tuned pair is restored,
 scored and exported like any descriptor (its input is the noisy patch).
 
 The two halves are also reachable alone, for the joint loss (MAE of the

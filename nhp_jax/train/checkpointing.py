@@ -38,6 +38,7 @@ from absl import logging
 from flax import traverse_util
 
 from nhp_jax import errors
+from nhp_jax.train import renamed_fields
 
 CHECKPOINT_DIR = "checkpoints"
 CORRUPT_DIR = "corrupt_checkpoints"
@@ -270,11 +271,14 @@ class Checkpointer:
     return _resolve(self._manager, self.directory, step)
 
   def saved_config(self, step: int | str | None = None) -> dict[str, Any]:
-    """The config saved with checkpoint `step` (int, "latest" or "best"), as a dict."""
+    """The config saved with checkpoint `step` (int, "latest" or "best"), as a dict.
+
+    In today's field names (`renamed_fields.upgrade`), whatever version wrote it.
+    """
     step = self._resolve(step)
     try:
-      return self._manager.restore(step, args=ocp.args.Composite(
-          config=ocp.args.JsonRestore())).config
+      return renamed_fields.upgrade(self._manager.restore(step, args=ocp.args.Composite(
+          config=ocp.args.JsonRestore())).config)
     except Exception as e:  # pylint: disable=broad-except
       raise errors.CheckpointError(
           f"{self.directory}/{step}: cannot read the saved config ({type(e).__name__}: "
@@ -402,4 +406,5 @@ def load_variables(workdir: str, step: int | str | None = "best"
                                  f"{str(e)[:300]}); pass another step") from e
   finally:
     manager.close()
-  return {k: restored.state[k] for k in _VARIABLES}, dict(restored.config), step
+  return ({k: restored.state[k] for k in _VARIABLES}, renamed_fields.upgrade(restored.config),
+          step)

@@ -1,6 +1,6 @@
 """Checks an experiment config before any work starts.
 
-Every field of every task is declared in `SCHEMAS` with its type and range.
+Every field of every training recipe is declared in `SCHEMAS` with its type and range.
 `validate` rejects unknown and missing fields, wrong types, out-of-range
 values and inconsistent combinations, with a ConfigError naming the field,
 what was expected and what was found.
@@ -95,7 +95,7 @@ def _checkpoint_ref() -> Check:
   return check
 
 
-TASK_MODELS = {
+RECIPE_MODELS = {
     "denoiser": ("unet_shallow", "unet", "dncnn", "dncnn_transfer"),
     "descriptor": ("l2net",),
     "dncnn_pretrain": ("dncnn",),
@@ -104,7 +104,7 @@ TASK_MODELS = {
 VALIDATION_SOURCES = ("heldout", "test")
 
 _COMMON = {
-    "task": _str(tuple(TASK_MODELS)),
+    "recipe": _str(tuple(RECIPE_MODELS)),
     "seed": _int(0, 2**31 - 1),
     "dtype": _str(("float32", "bfloat16")),
     "model": {"name": _str(tuple(MODELS)), "kwargs": _mapping()},
@@ -143,7 +143,7 @@ _DESCRIPTOR = {
     "descriptor": {
         "margin": _float(0.0, lo_open=True),
         "bn_passes": _int(1, 3),
-        "triplets_per_epoch": _int(1),
+        "examples_per_epoch": _int(1),
         "schedule": _str(),
         "far_gap": _int(1),
         "distinct_anchors": _bool(),
@@ -162,7 +162,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                              "denoiser_checkpoint": _checkpoint_ref(),
                              "denoise_batch_size": _int(1)}},
     "joint": {**_COMMON, **_HPATCHES_DATA, **_DESCRIPTOR,
-              "joint": {"denoiser_workdir": _str(), "denoiser_checkpoint": _checkpoint_ref(),
+              "finetune": {"denoiser_workdir": _str(), "denoiser_checkpoint": _checkpoint_ref(),
                         "descriptor_workdir": _str(), "descriptor_checkpoint": _checkpoint_ref(),
                         "mae_weight": _float(0.0)}},
     "dncnn_pretrain": {**_COMMON,
@@ -218,7 +218,7 @@ def _walk(schema: Mapping[str, Any], values: Mapping[str, Any], prefix: str) -> 
   for key, spec in schema.items():
     field = prefix + key
     if key not in values:
-      raise errors.ConfigError(f"config.{field}: missing (every {values.get('task', '')} "
+      raise errors.ConfigError(f"config.{field}: missing (every {values.get('recipe', '')} "
                                "config sets it; start from a file in experiments/configs)")
     if isinstance(spec, Mapping):
       if not isinstance(values[key], Mapping):
@@ -237,17 +237,17 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int | None = No
       not exceed it and must divide the batch sizes.
   """
   values = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
-  task = values.get("task")
-  if task not in SCHEMAS:
-    _fail("task", f"one of {', '.join(SCHEMAS)}", task)
-  _walk(SCHEMAS[task], values, "")
+  recipe = values.get("recipe")
+  if recipe not in SCHEMAS:
+    _fail("recipe", f"one of {', '.join(SCHEMAS)}", recipe)
+  _walk(SCHEMAS[recipe], values, "")
   _check_combinations(values, device_count)
 
 
 def _check_combinations(c: dict[str, Any], device_count: int | None) -> None:
-  task, model, opt = c["task"], c["model"], c["optimizer"]
-  if model["name"] not in TASK_MODELS[task]:
-    _fail("model.name", f"for task {task!r} one of {', '.join(TASK_MODELS[task])}",
+  recipe, model, opt = c["recipe"], c["model"], c["optimizer"]
+  if model["name"] not in RECIPE_MODELS[recipe]:
+    _fail("model.name", f"for recipe {recipe!r} one of {', '.join(RECIPE_MODELS[recipe])}",
           model["name"])
   if "dtype" in model["kwargs"]:
     _fail("model.kwargs.dtype", "no dtype here (set config.dtype)", model["kwargs"]["dtype"])
@@ -257,34 +257,34 @@ def _check_combinations(c: dict[str, Any], device_count: int | None) -> None:
   if opt["name"] == "adam" and (opt["momentum"] or opt["nesterov"]):
     _fail("optimizer.momentum", "0 and nesterov False for adam (it has its own moments)",
           opt["momentum"])
-  if task == "denoiser":
+  if recipe == "denoiser":
     transfer = model["name"] == "dncnn_transfer"
     if transfer != bool(c["transfer"]["pretrained_workdir"]):
       _fail("transfer.pretrained_workdir",
             "a pretrain_dncnn workdir for model dncnn_transfer, and empty otherwise",
             c["transfer"]["pretrained_workdir"])
-  if task == "joint":
-    for part in ("denoiser", "descriptor"):   # each is a model of that task
+  if recipe == "joint":
+    for part in ("denoiser", "descriptor"):   # each is a model of that recipe
       name = model["kwargs"][part]["name"]
-      if name not in TASK_MODELS[part]:
-        _fail(f"model.kwargs.{part}.name", f"one of {', '.join(TASK_MODELS[part])}", name)
-      if not c["joint"][f"{part}_workdir"]:
-        _fail(f"joint.{part}_workdir", f"the workdir of a trained {part} (joint fine-tuning "
+      if name not in RECIPE_MODELS[part]:
+        _fail(f"model.kwargs.{part}.name", f"one of {', '.join(RECIPE_MODELS[part])}", name)
+      if not c["finetune"][f"{part}_workdir"]:
+        _fail(f"finetune.{part}_workdir", f"the workdir of a trained {part} (joint fine-tuning "
               "starts from trained networks)", "")
-  if task in ("descriptor", "joint"):
+  if recipe in ("descriptor", "joint"):
     parse_schedule(c["descriptor"]["schedule"])
     passes = steps.PAIR_BN_PASSES if c["descriptor"]["loss"] == "hardest_in_batch" \
         else steps.BN_PASSES
     if c["descriptor"]["bn_passes"] not in passes:
       _fail("descriptor.bn_passes", f"one of {passes} for loss {c['descriptor']['loss']!r}",
             c["descriptor"]["bn_passes"])
-  if task == "descriptor":
+  if recipe == "descriptor":
     needs_denoiser = c["input"]["source"] == "denoised"
     if needs_denoiser != bool(c["input"]["denoiser_workdir"]):
       _fail("input.denoiser_workdir",
             "a denoiser workdir when input.source is 'denoised', and empty otherwise",
             c["input"]["denoiser_workdir"])
-  if task == "dncnn_pretrain":
+  if recipe == "dncnn_pretrain":
     awgn = c["awgn"]
     if awgn["sigma_max"] < awgn["sigma_min"]:
       _fail("awgn.sigma_max", f">= awgn.sigma_min ({awgn['sigma_min']})", awgn["sigma_max"])

@@ -1,6 +1,6 @@
 """Trained weights put into a fresh state: transfer (a pretrained DnCNN) and joint runs.
 
-Each function returns a `Task.prepare`: state -> state. Only a fresh run
+Each function returns a `Recipe.prepare`: state -> state. Only a fresh run
 calls it: a resumed run restores its own weights.
 """
 
@@ -38,7 +38,7 @@ def graft_dncnn(config: ml_collections.ConfigDict):
 
 
 def load_pair(config: ml_collections.ConfigDict):
-  """state -> state holding the trained denoiser and descriptor of `config.joint`.
+  """state -> state holding the trained denoiser and descriptor of `config.finetune`.
 
   Each run's model section must match `config.model.kwargs.<part>`; the
   optimiser state is initialised again for the loaded parameters. Only a
@@ -47,16 +47,16 @@ def load_pair(config: ml_collections.ConfigDict):
   def prepare(state):
     loaded = {}
     for part in JOINT_PARTS:
-      workdir = config.joint[f"{part}_workdir"]
+      workdir = config.finetune[f"{part}_workdir"]
       variables, saved, step = checkpointing.load_variables(workdir,
-                                                            config.joint[f"{part}_checkpoint"])
+                                                            config.finetune[f"{part}_checkpoint"])
       expected = config.model.kwargs[part].to_dict()
       diff = checkpointing.config_differences({"model": saved["model"]}, {"model": expected},
                                               ignore=())
       if diff:
         raise errors.ConfigError(
-            f"joint.{part}_workdir: {workdir} holds a {saved['model']['name']!r} run whose model "
-            f"differs from config.model.kwargs.{part} ({'; '.join(diff)})")
+            f"finetune.{part}_workdir: {workdir} holds a {saved['model']['name']!r} run whose "
+            f"model differs from config.model.kwargs.{part} ({'; '.join(diff)})")
       logging.info("joint: %s from %s (%s, step %d)", part, workdir, saved["model"]["name"], step)
       loaded[part] = variables
     new = {col: {p: loaded[p][col] for p in JOINT_PARTS if loaded[p].get(col)}

@@ -1,11 +1,11 @@
 """The training loop shared by the denoiser, the descriptor and DnCNN pretraining.
 
 `train_and_evaluate(config, workdir, data_dir)`:
-  * validates the config, builds the ("data",) mesh and the task;
+  * validates the config, builds the ("data",) mesh and the recipe;
   * resumes from the latest checkpoint in `workdir` if there is one (the data
     stream restarts at the restored step, so the run ends with the same
     parameters as an uninterrupted one);
-  * logs progress every `training.log_every` steps (loss, task metrics, lr,
+  * logs progress every `training.log_every` steps (loss, recipe metrics, lr,
     grad norm, steps/s, patches/s, ETA), to the log and TensorBoard;
   * at every epoch end: validation, one line in `metrics.jsonl`, the
     learning-curve PNG, a checkpoint (kept if it is the best by validation
@@ -38,7 +38,7 @@ from clu import metric_writers
 
 from nhp_jax import atomic, errors, platform, progress
 from nhp_jax.models import count_params
-from nhp_jax.train import checkpointing, config_validation, plots, sharding, tasks
+from nhp_jax.train import checkpointing, config_validation, plots, recipes, sharding
 from nhp_jax.train import state as state_lib
 
 METRICS_FILE = "metrics.jsonl"
@@ -65,11 +65,11 @@ def _format_metrics(metrics: dict[str, float]) -> str:
   return " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
 
 
-def _log_start(config, mesh, state, task, total_steps):
+def _log_start(config, mesh, state, recipe, total_steps):
   logging.info("jax %s, flax %s, optax %s; %d process(es); devices: %s", jax.__version__,
                flax.__version__, optax.__version__, jax.process_count(), jax.devices())
   logging.info("mesh %s over %d device(s); %d epochs x %d steps = %d steps of batch %d",
-               dict(mesh.shape), mesh.size, config.training.num_epochs, task.steps_per_epoch,
+               dict(mesh.shape), mesh.size, config.training.num_epochs, recipe.steps_per_epoch,
                total_steps, config.training.batch_size)
   logging.info("model %s: %s", config.model.name,
                count_params({"params": state.params, "batch_stats": state.batch_stats}))
@@ -144,7 +144,7 @@ def evaluate(eval_step, state, data: dict[str, np.ndarray], batch_size: int, mes
   return totals
 
 
-def _init_or_restore(config, task, mesh, checkpointer, total_steps):
+def _init_or_restore(config, recipe, mesh, checkpointer, total_steps):
   """(state, start step, progress): the latest checkpoint's, or a fresh (prepared) state."""
   model = state_lib.build_model(config)
   example = jnp.zeros((1, 32, 32, 1), jnp.float32)
@@ -155,7 +155,7 @@ def _init_or_restore(config, task, mesh, checkpointer, total_steps):
 
   start = checkpointer.latest_step()
   if start is None:
-    return sharding.replicate(task.prepare(jax.jit(init)()), mesh), 0, {}
+    return sharding.replicate(recipe.prepare(jax.jit(init)()), mesh), 0, {}
   replicated = sharding.replicated(mesh)
   abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
                           jax.eval_shape(init))
@@ -217,11 +217,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   mesh = sharding.make_mesh(sharding.data_parallel_size(cfg.batch_size,
                                                         config.parallel.num_devices))
   eval_batch = -(-cfg.eval_batch_size // mesh.size) * mesh.size
-  task = tasks.get_task(config, data_dir)
-  total_steps = cfg.num_epochs * task.steps_per_epoch
+  recipe = recipes.get_recipe(config, data_dir)
+  total_steps = cfg.num_epochs * recipe.steps_per_epoch
   checkpointer = checkpointing.Checkpointer(workdir, keep=cfg.keep_checkpoints)
-  state, start, progress = _init_or_restore(config, task, mesh, checkpointer, total_steps)
-  _log_start(config, mesh, state, task, total_steps)
+  state, start, progress = _init_or_restore(config, recipe, mesh, checkpointer, total_steps)
+  _log_start(config, mesh, state, recipe, total_steps)
 
   records = read_records(workdir, start) if is_chief else []
   # TensorBoard only: the progress lines already go to the log.
@@ -230,17 +230,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if start == 0:
     writer.write_hparams({k: v for k, v in checkpointing.flat_config(config).items()
                           if isinstance(v, (int, float, str, bool))})
-  train_step = sharding.jit_train_step(task.train_step, mesh)
-  eval_step = sharding.jit_eval_step(task.eval_step, mesh)
+  train_step = sharding.jit_train_step(recipe.train_step, mesh)
+  eval_step = sharding.jit_eval_step(recipe.eval_step, mesh)
   # Every process draws the global batches and keeps its rows; two are
   # copied to the devices ahead of the step.
   batches = sharding.prefetch(map(sharding.process_rows,
-                                  task.train_batches(start, cfg.batch_size, config.seed)), mesh)
+                                  recipe.train_batches(start, cfg.batch_size, config.seed)), mesh)
   epoch = _EpochMeans(progress)
   window: list[tuple[int, dict]] = []   # (step, device metrics) not yet on the host
   last_saved = start or None
-  report = _Progress(writer, start, total_steps, task.steps_per_epoch, cfg.num_epochs,
-                     cfg.batch_size * task.patches_per_example)
+  report = _Progress(writer, start, total_steps, recipe.steps_per_epoch, cfg.num_epochs,
+                     cfg.batch_size * recipe.patches_per_example)
 
   def flush() -> dict[str, float]:
     """Brings the window's metrics to the host, checks them, adds them to the epoch means."""
@@ -258,7 +258,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     for step in range(start + 1, total_steps + 1):   # `step` counts completed steps
       state, metrics = train_step(state, next(batches))
       window.append((step, metrics))
-      epoch_end = step % task.steps_per_epoch == 0
+      epoch_end = step % recipe.steps_per_epoch == 0
       save = epoch_end or step % cfg.checkpoint_every == 0
       if not (save or step % cfg.log_every == 0):
         continue
@@ -267,15 +267,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         report.log(step, means)
       val = None
       if epoch_end:
-        val = _validate(task, eval_step, state, eval_batch, mesh, step, epoch, writer)
+        val = _validate(recipe, eval_step, state, eval_batch, mesh, step, epoch, writer)
         _check_finite(step, {"val_" + k: v for k, v in val.items()}, checkpointer.directory,
                       last_saved)
         if is_chief:
-          records.append({"epoch": step // task.steps_per_epoch, "step": step,
+          records.append({"epoch": step // recipe.steps_per_epoch, "step": step,
                           **epoch.record(), **{f"val_{k}": v for k, v in val.items()}})
           _write_records(workdir, records)
           plots.plot_learning_curves(records, os.path.join(workdir, CURVES_FILE),
-                                     metrics=task.curves, title=task.title)
+                                     metrics=recipe.curves, title=recipe.title)
         epoch.reset()
       if save:
         checkpointer.save(step, state, config, epoch.progress(),
@@ -288,11 +288,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return state
 
 
-def _validate(task, eval_step, state, eval_batch, mesh, step, epoch, writer) -> dict[str, float]:
+def _validate(recipe, eval_step, state, eval_batch, mesh, step, epoch, writer) -> dict[str, float]:
   """Scores the validation set; logs it beside the epoch's training means."""
   began = time.perf_counter()
-  val = task.eval_summary(evaluate(eval_step, state, task.val_data, eval_batch, mesh))
-  logging.info("epoch %d: %s | validation %s (%.1f s)", step // task.steps_per_epoch,
+  val = recipe.eval_summary(evaluate(eval_step, state, recipe.val_data, eval_batch, mesh))
+  logging.info("epoch %d: %s | validation %s (%.1f s)", step // recipe.steps_per_epoch,
                _format_metrics(epoch.record()), _format_metrics(val), time.perf_counter() - began)
   writer.write_scalars(step, {f"val/{k}": v for k, v in val.items()})
   return val

@@ -44,6 +44,7 @@ from nhp_jax.evaluation import describe
 from nhp_jax.evaluation import score
 from nhp_jax.evaluation import types
 from nhp_jax.train import loop
+from nhp_jax.train import renamed_fields
 from nhp_jax.workflows import main_job
 from nhp_jax.workflows import stages
 
@@ -55,6 +56,12 @@ SYNTHETIC_NOTE = ("Synthetic data (datasets made by `nhp_jax.data.generator`), n
 
 def _digest(obj) -> str:
   return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _legacy_digest(c: ml_collections.ConfigDict) -> str:
+  """The config digest a run record written before the #21 field renames holds for `c`."""
+  return _digest({k: renamed_fields.downgrade(v) if isinstance(v, dict) and "recipe" in v else v
+                  for k, v in c.to_dict().items()})
 
 
 def run_name(pipeline: str, seed: int) -> str:
@@ -155,6 +162,8 @@ def train_and_score(study: ml_collections.ConfigDict, root: str, dataset: str, p
               "n_pairs": study.n_pairs, "config": _digest(c.to_dict())}
   path = os.path.join(workdir, RUN_FILE)
   record = atomic.read_record(path) or {}
+  if record.get("settings") == dict(settings, config=_legacy_digest(c)):
+    record["settings"] = settings   # written before fields were renamed: the same run
   if record.get("settings") == settings and "headline" in record:
     logging.info("run %s/%s: finished earlier (%s)", dataset, run_name(pipeline, seed), path)
     return record

@@ -30,6 +30,6 @@ def wire(c: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
   if "pretrain" in c:
     c.denoiser.transfer.pretrained_workdir = dirs["pretrain"]
   if "joint" in c:
-    c.joint.joint.denoiser_workdir, c.joint.joint.descriptor_workdir = (dirs["denoiser"],
+    c.joint.finetune.denoiser_workdir, c.joint.finetune.descriptor_workdir = (dirs["denoiser"],
                                                                         dirs["descriptor"])
   return dirs

@@ -45,6 +45,7 @@ from nhp_jax.evaluation import types
 from nhp_jax.train import checkpointing
 from nhp_jax.train import loop
 from nhp_jax.train import plots as train_plots
+from nhp_jax.train import renamed_fields
 
 Catalogue = Mapping[str, Any]   # run name -> run (make(scale), needs)
 
@@ -94,9 +95,12 @@ def config_conflicts(saved: dict, current: dict) -> list[str]:
 
   As when resuming a checkpoint (`checkpointing.config_differences`), a
   field added to the configs since, at the value that keeps the earlier
-  behaviour, is not a conflict; unlike resuming, the epoch count counts.
+  behaviour, is not a conflict; unlike resuming, the epoch count counts. A
+  record written before a field was renamed is read in today's names
+  (`renamed_fields`).
   """
-  return checkpointing.config_differences(saved, current, ignore=())
+  return checkpointing.config_differences(renamed_fields.upgrade_flat(saved), current,
+                                          ignore=())
 
 
 def _catalogue_run(catalogue: Catalogue, name: str):

@@ -64,7 +64,7 @@ def test_train_descriptor_killed_midway_resumes(tmp_path, env):
   workdir = str(tmp_path / "descriptor")
   # 4 epochs of 6 small steps: the kill lands well before the end.
   cmd = _command("train_descriptor", "descriptor", workdir, "--config.training.num_epochs=4",
-                 "--config.training.batch_size=10", "--config.descriptor.triplets_per_epoch=60",
+                 "--config.training.batch_size=10", "--config.descriptor.examples_per_epoch=60",
                  "--config.training.eval_batch_size=50")
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)

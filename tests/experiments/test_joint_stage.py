@@ -10,7 +10,7 @@ from nhp_jax.train import config_validation
 def test_is_the_pipelines_own_joint_stage(pipeline):
   c = joint_stage.get_config(f"{pipeline},smoke")
   assert c.to_dict() == pipelines.pipeline_config(pipeline, "smoke").joint.to_dict()
-  c.joint.denoiser_workdir, c.joint.descriptor_workdir = "/d", "/e"
+  c.finetune.denoiser_workdir, c.finetune.descriptor_workdir = "/d", "/e"
   config_validation.validate(c)
 
 

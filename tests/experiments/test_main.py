@@ -22,7 +22,7 @@ def _run(args):
 def test_main_job_smoke_writes_table_and_json(tmp_path):
   workdir = tmp_path / "run"
   cmd = [sys.executable, "-m", "experiments.main", "--size=smoke", f"--workdir={workdir}",
-         "--train_labels=0", "--triplets_per_epoch=300", "--joint_examples_per_epoch=96",
+         "--train_labels=0", "--descriptor_examples_per_epoch=300", "--joint_examples_per_epoch=96",
          "--pretrain_crops=4", "--pretrain_epochs=1", "--n_pairs=2000", "--classical=sift"]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -109,7 +109,7 @@ def test_pipeline_configs_validate_at_every_size(pipeline):
     if "pretrain" in c:
       c.denoiser.transfer.pretrained_workdir = "run"
     if "joint" in c:
-      c.joint.joint.denoiser_workdir = c.joint.joint.descriptor_workdir = "run"
+      c.joint.finetune.denoiser_workdir = c.joint.finetune.descriptor_workdir = "run"
       # The joint stage fine-tunes exactly the two networks of the other stages.
       assert c.joint.model.kwargs.denoiser.to_dict() == c.denoiser.model.to_dict()
       assert c.joint.model.kwargs.descriptor.to_dict() == c.descriptor.model.to_dict()
@@ -171,6 +171,16 @@ def test_dtype_and_seed_flags_reach_every_stage():
       s: ["float32", 3] for s in ("pretrain", "denoiser", "descriptor", "joint")}
   assert settings("--pipeline=baseline") == {s: ["float32", 0]
                                              for s in ("denoiser", "descriptor")}
+
+
+def test_the_descriptor_examples_flag_and_its_old_name():
+  script = ("import sys; from absl import flags; from experiments import main; flags.FLAGS(sys.argv);"
+            " print(main.stage_configs()[0].descriptor.descriptor.examples_per_epoch)")
+  for flag in ("--descriptor_examples_per_epoch=1234", "--triplets_per_epoch=1234"):
+    proc = subprocess.run([sys.executable, "-c", script, flag], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "1234", flag
 
 
 # main() with training, scoring and loading replaced by recorders: what each stage and the

@@ -277,7 +277,7 @@ def test_flags_are_defined(notebook, flags):
 def test_main_gets_every_scale_flag(notebook, flags):
   """The training cell passes every scale flag explicitly (none falls back to the main
   job's shortened defaults)."""
-  scale = {"train_labels", "denoiser_epochs", "triplets_per_epoch", "descriptor_epochs",
+  scale = {"train_labels", "denoiser_epochs", "descriptor_examples_per_epoch", "descriptor_epochs",
            "joint_examples_per_epoch", "joint_epochs", "pretrain_crops", "pretrain_epochs"}
   assert scale <= flags["experiments.main"]
   main_lines = [line for _, mods, line, _ in invocations(notebook) if "experiments.main" in mods]

@@ -53,7 +53,7 @@ def test_bad_denoiser_fields(field, value, match):
 
 @pytest.mark.parametrize("field, value, match", [
     ("descriptor.margin", -1.0, r"descriptor\.margin: expected a number in \(0"),
-    ("descriptor.triplets_per_epoch", 0, r"descriptor\.triplets_per_epoch: expected an int"),
+    ("descriptor.examples_per_epoch", 0, r"descriptor\.examples_per_epoch: expected an int"),
     ("descriptor.schedule", "regular:5,hardest:2", r"unknown triplet strategy 'hardest'"),
     ("descriptor.schedule", "", r"descriptor\.schedule|unknown triplet strategy"),
     ("input.source", "raw", r"input\.source: expected one of noisy, denoised, clean"),

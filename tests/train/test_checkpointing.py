@@ -15,7 +15,7 @@ from nhp_jax.train import state as state_lib
 
 def _config(features=8):
   return ml_collections.ConfigDict({
-      "task": "denoiser", "dtype": "float32",
+      "recipe": "denoiser", "dtype": "float32",
       "model": {"name": "dncnn", "kwargs": {"depth": 3, "features": features}},
       "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True,
                     "schedule": "constant", "warmup_steps": 0, "end_factor": 0.0, "frozen": ()},

@@ -25,8 +25,8 @@ def _load_all(name, arg=""):
   for c in configs:   # the runs a config starts from, as a user would pass them
     if c.model.name == "dncnn_transfer":
       c.transfer.pretrained_workdir = "workdirs/dncnn_awgn"
-    if c.task == "joint":
-      c.joint.denoiser_workdir, c.joint.descriptor_workdir = "workdirs/den", "workdirs/des"
+    if c.recipe == "joint":
+      c.finetune.denoiser_workdir, c.finetune.descriptor_workdir = "workdirs/den", "workdirs/des"
   return configs
 
 
@@ -39,11 +39,11 @@ def _load(name, arg=""):
 def test_shipped_configs_are_valid_json_without_callables(name, arg):
   for config in _load_all(name, arg):
     cv.validate(config, device_count=2)
-    assert json.loads(json.dumps(config.to_dict()))["task"] == config.task
+    assert json.loads(json.dumps(config.to_dict()))["recipe"] == config.recipe
 
 
 def test_every_task_has_a_config():
-  assert {c.task for n in CONFIGS for c in _load_all(n)} == set(cv.SCHEMAS)
+  assert {c.recipe for n in CONFIGS for c in _load_all(n)} == set(cv.SCHEMAS)
   assert {"fast", "dncnn", "pipeline_baseline"} <= set(CONFIGS)
 
 
@@ -72,8 +72,8 @@ def test_unknown_and_missing_fields():
   del config.optimizer["momentum"]
   _fails(config, r"config\.optimizer\.momentum: missing")
   config = _load("denoiser")
-  config.task = "segmenter"
-  _fails(config, r"config\.task: expected one of denoiser, descriptor, joint, dncnn_pretrain")
+  config.recipe = "segmenter"
+  _fails(config, r"config\.recipe: expected one of denoiser, descriptor, joint, dncnn_pretrain")
 
 
 @pytest.mark.parametrize("field, value, match", [
@@ -85,7 +85,7 @@ def test_unknown_and_missing_fields():
     ("dtype", "float16", r"dtype: expected one of float32, bfloat16"),
     ("optimizer.name", "rmsprop", r"optimizer\.name: expected one of sgd, adam"),
     ("data.validation", "train", r"data\.validation"),
-    ("model.name", "l2net", r"model\.name: expected for task 'denoiser'"),
+    ("model.name", "l2net", r"model\.name: expected for recipe 'denoiser'"),
 ])
 def test_bad_values_name_their_field(field, value, match):
   config = _load("denoiser").to_dict()

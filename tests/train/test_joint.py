@@ -9,7 +9,7 @@ from experiments.configs import denoiser, descriptor, hardnet, joint
 from nhp_jax import errors
 from nhp_jax.data import pipelines, training_data
 from nhp_jax.evaluation import describe
-from nhp_jax.train import checkpointing, config_validation, loop, steps, tasks
+from nhp_jax.train import checkpointing, config_validation, loop, recipes, steps
 from nhp_jax.train import state as state_lib
 
 from tests.train.test_hardnet import _hardnet_reference
@@ -116,9 +116,9 @@ def test_pipelines_pair_clean_with_the_same_rows(random_patchset):
 
 def test_config_validation_of_joint():
   _, _, c = _configs()
-  with pytest.raises(errors.ConfigError, match="joint.denoiser_workdir"):
+  with pytest.raises(errors.ConfigError, match="finetune.denoiser_workdir"):
     config_validation.validate(c)
-  c.joint.denoiser_workdir = c.joint.descriptor_workdir = "somewhere"
+  c.finetune.denoiser_workdir = c.finetune.descriptor_workdir = "somewhere"
   config_validation.validate(c)
   c.model.kwargs.denoiser.name = "l2net"
   with pytest.raises(errors.ConfigError, match="model.kwargs.denoiser.name"):
@@ -151,13 +151,13 @@ def trained_pair(tmp_path_factory):
 def test_joint_finetuning_loads_trains_resumes_and_restores(trained_pair):
   root, den, des, split, _ = trained_pair
   c = joint.for_runs(den, des, "smoke")
-  c.joint.denoiser_workdir = str(root / "denoiser")
-  c.joint.descriptor_workdir = str(root / "descriptor")
+  c.finetune.denoiser_workdir = str(root / "denoiser")
+  c.finetune.descriptor_workdir = str(root / "descriptor")
   c.training.num_epochs = 1
   c.training.batch_size = 8
-  config_validation.validate(c)   # as loop.train_and_evaluate does before building the task
-  task = tasks.get_task(c, None)
-  fresh = task.prepare(_joint_state(c))
+  config_validation.validate(c)   # as loop.train_and_evaluate does before building the recipe
+  recipe = recipes.get_recipe(c, None)
+  fresh = recipe.prepare(_joint_state(c))
   for part in ("denoiser", "descriptor"):   # the trained networks, unchanged
     variables, _, _ = checkpointing.load_variables(str(root / part), "best")
     for col, tree in variables.items():
@@ -165,7 +165,7 @@ def test_joint_finetuning_loads_trains_resumes_and_restores(trained_pair):
         jax.tree.map(np.testing.assert_array_equal, fresh.variables[col][part], tree)
   workdir = str(root / "joint")
   state = loop.train_and_evaluate(c, workdir)
-  assert int(state.step) == task.steps_per_epoch
+  assert int(state.step) == recipe.steps_per_epoch
   again = loop.train_and_evaluate(c, workdir)   # finished: resumes at the end, no new steps
   assert int(again.step) == int(state.step)
   restored = describe.restore(workdir, "latest")
@@ -177,8 +177,8 @@ def test_joint_finetuning_loads_trains_resumes_and_restores(trained_pair):
 def test_joint_refuses_a_run_of_another_model(trained_pair):
   root, den, des, _, _ = trained_pair
   c = joint.for_runs(den, des, "smoke")
-  c.joint.denoiser_workdir = str(root / "descriptor")   # swapped
-  c.joint.descriptor_workdir = str(root / "denoiser")
+  c.finetune.denoiser_workdir = str(root / "descriptor")   # swapped
+  c.finetune.descriptor_workdir = str(root / "denoiser")
   config_validation.validate(c)
-  with pytest.raises(errors.ConfigError, match="joint.denoiser_workdir.*'l2net' run"):
-    tasks.get_task(c, None).prepare(_joint_state(c))
+  with pytest.raises(errors.ConfigError, match="finetune.denoiser_workdir.*'l2net' run"):
+    recipes.get_recipe(c, None).prepare(_joint_state(c))

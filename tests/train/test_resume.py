@@ -40,7 +40,7 @@ def _descriptor_config():
   c.training.eval_batch_size = 16
   c.training.checkpoint_every = 3
   c.training.log_every = 2
-  c.descriptor.triplets_per_epoch = 40   # 5 steps per epoch, 10 in all
+  c.descriptor.examples_per_epoch = 40   # 5 steps per epoch, 10 in all
   c.descriptor.val_triplets = 20
   c.descriptor.schedule = "tough_positive:1,regular:1"
   return c

@@ -108,3 +108,53 @@ def test_report_only_trains_nothing_and_needs_a_finished_run(tmp_path, monkeypat
   assert result.doc["finished_runs"] == 1 and result.doc["total_runs"] == 8
   assert "Partial: 1 of 8 runs finished" in result.markdown
   assert result.doc["recommendation"]["default"] == "fast"
+
+
+def test_the_committed_records_match_todays_configs_under_their_old_field_names():
+  """docs/results/seeds was written before #21 renamed config fields: its runs still count.
+
+  Each record's config digest is that of today's config written the old way,
+  so `train_and_score` takes the finished run as it is (and the configs the
+  study trained are still the ones the code builds).
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  from experiments.configs.studies import seeds as seeds_config  # pylint: disable=g-import-not-at-top,line-too-long
+  root = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "results", "seeds")
+  with open(os.path.join(root, "results.json")) as f:
+    doc = json.load(f)
+  study = seeds_config.get_config("main")
+  checked = 0
+  for dataset, by_pipeline in doc["runs"].items():
+    for pipeline, records in by_pipeline.items():
+      if pipeline not in study.pipelines:   # "best": dncnn's name then, another config name
+        continue
+      for record in records:
+        c = seeds.run_config(study, pipeline, record["settings"]["seed"],
+                             seeds.dataset_spec(study, dataset))
+        assert seeds._legacy_digest(c) == record["settings"]["config"], (dataset, pipeline)
+        assert seeds._digest(c.to_dict()) != record["settings"]["config"]
+        checked += 1
+  assert checked == 12
+
+
+def test_a_run_record_written_before_the_renames_is_finished(tmp_path, monkeypatch):
+  from experiments.configs.studies import seeds as seeds_config  # pylint: disable=g-import-not-at-top
+  study = seeds_config.get_config("smoke")
+  monkeypatch.setattr(seeds.loop, "train_and_evaluate", lambda *a, **k: pytest.fail("trained"))
+  monkeypatch.setattr(seeds, "dataset_dir", lambda root, name, spec: None)
+  dataset, pipeline, seed = study.datasets[0]["name"], "fast", int(study.seeds[0])
+  spec = seeds.dataset_spec(study, dataset)
+  c = seeds.run_config(study, pipeline, seed, spec)
+  old = {"pipeline": pipeline, "seed": seed, "dataset": dict(spec), "n_pairs": study.n_pairs,
+         "config": seeds._legacy_digest(c)}
+  path = tmp_path / seeds.RUNS_DIR / dataset / seeds.run_name(pipeline, seed) / seeds.RUN_FILE
+  path.parent.mkdir(parents=True)
+  path.write_text(__import__("json").dumps(dict(_record(.8, .5, .7), settings=old)))
+  record = seeds.train_and_score(study, str(tmp_path), dataset, pipeline, seed)
+  assert record["headline"] == {"verification": .8, "matching": .5, "retrieval": .7}
+  # Another config (here: another digest) is still refused.
+  path.write_text(__import__("json").dumps(dict(_record(.8, .5, .7),
+                                                settings=dict(old, config="0" * 16))))
+  with pytest.raises(seeds.errors.ConfigError, match="written for other settings"):
+    seeds.train_and_score(study, str(tmp_path), dataset, pipeline, seed)

@@ -84,7 +84,7 @@ def _descriptor(source: str, schedule: str = "regular", *, adam: float = 0.0,
       common.adam_cosine(c, adam)
     if scale == "medium":
       c.data.embedded_size = "medium"
-      c.descriptor.triplets_per_epoch = 3_000     # 60 steps per epoch
+      c.descriptor.examples_per_epoch = 3_000     # 60 steps per epoch
       c.descriptor.far_gap = 2_500                 # of 11,133 train labels
       c.training.num_epochs = 10
       c.training.log_every = 60
@@ -100,7 +100,7 @@ def _hardnet(*, sos_weight: float = 0.0):
     if scale == "medium":
       c.data.embedded_size = "medium"
       c.training.batch_size = 128                  # ~0.4 s a step on 2 CPU cores
-      c.descriptor.triplets_per_epoch = 6_400      # pairs: 50 steps per epoch
+      c.descriptor.examples_per_epoch = 6_400      # pairs: 50 steps per epoch
       c.training.num_epochs = 10
       c.training.log_every = 50
     return c
@@ -119,12 +119,12 @@ def _joint(denoiser_run: str, descriptor_run: str):
     if scale == "medium":
       if c.descriptor.loss == "hardest_in_batch":
         c.training.batch_size = 64
-        c.descriptor.triplets_per_epoch = 3_200     # pairs: 50 steps per epoch
+        c.descriptor.examples_per_epoch = 3_200     # pairs: 50 steps per epoch
       c.training.num_epochs = 2
       c.training.log_every = 20
     return c
-  return Run(make, needs=(("joint.denoiser_workdir", denoiser_run),
-                          ("joint.descriptor_workdir", descriptor_run)))
+  return Run(make, needs=(("finetune.denoiser_workdir", denoiser_run),
+                          ("finetune.descriptor_workdir", descriptor_run)))
 
 
 _DENOISED = (("input.denoiser_workdir", "unet_shallow"),)

@@ -22,7 +22,7 @@ SCALES = ("smoke", "main")
 PIPELINES = ("fast", "dncnn", "baseline")
 SEEDS = (0, 1, 2)
 # Smoke: every stage a few steps (seconds per run), for the tests.
-SMOKE = {"train_labels": 20, "denoiser_epochs": 1, "triplets_per_epoch": 256,
+SMOKE = {"train_labels": 20, "denoiser_epochs": 1, "descriptor_examples_per_epoch": 256,
          "descriptor_epochs": 1, "joint_examples_per_epoch": 128, "joint_epochs": 1}
 # The beyond study's second dataset: another generator seed and more read noise.
 SECOND = {"seed": 1, "noise_sigma_min": 25.0, "noise_sigma_max": 45.0}

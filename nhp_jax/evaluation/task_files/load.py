@@ -17,7 +17,8 @@ from nhp_jax.evaluation import types
 from nhp_jax.evaluation.task_files import cache as cache_lib
 from nhp_jax.evaluation.task_files import csv_io, generate
 
-TASKS = ("verification", "retrieval")
+# The benchmarks that read task files (matching reads none: every ref patch against each image).
+FILE_BENCHMARKS = ("verification", "retrieval")
 
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -73,7 +74,7 @@ def load_tasks(split: str,
                n_pairs: int = generate.OFFICIAL_N_PAIRS,
                ref_patches: Callable[[], Sequence[np.ndarray]] | None = None,
                cache_dir: str | os.PathLike | None = None,
-               tasks: Sequence[str] = TASKS,
+               tasks: Sequence[str] = FILE_BENCHMARKS,
                ) -> tuple[types.VerificationTask | None, types.RetrievalTask | None]:
   """The verification pairs and retrieval lists of a split, validated against the descriptors.
 
@@ -104,9 +105,9 @@ def load_tasks(split: str,
       retrieval lists that must be generated without `ref_patches`.
     DataError: `ref_patches` that disagree with the patch counts.
   """
-  unknown = sorted(set(tasks) - set(TASKS))
+  unknown = sorted(set(tasks) - set(FILE_BENCHMARKS))
   if unknown:
-    raise ValueError(f"unknown tasks {unknown}; known: {', '.join(TASKS)}")
+    raise ValueError(f"unknown tasks {unknown}; known: {', '.join(FILE_BENCHMARKS)}")
   if not isinstance(split, str) or not _SPLIT_NAME.match(split):
     raise TaskFileError(f"split name: expected letters, digits, '_', '-' or '.', found {split!r}")
   sequences, counts = _sequences_and_counts(descs_or_counts)

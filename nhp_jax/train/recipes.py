@@ -1,6 +1,6 @@
-"""What differs between the three trainings: data, steps, validation set and plots.
+"""Training recipes: what differs between the trainings (data, steps, validation set, plots).
 
-`TASKS[config.task](config, data_dir)` returns a `Task`; the loop
+`RECIPES[config.recipe](config, data_dir)` returns a `Recipe`; the loop
 (`loop.py`) drives any of them the same way. Callers validate the config
 first (`config_validation.validate`, as `loop.train_and_evaluate` does);
 the fields checked there (e.g. `descriptor.loss`, `descriptor.bn_passes`)
@@ -33,8 +33,8 @@ PatchSet = patchset_lib.PatchSet
 
 
 @dataclasses.dataclass(frozen=True)
-class Task:
-  """A training task, ready for the loop.
+class Recipe:
+  """A training recipe, ready for the loop.
 
   Attributes:
     train_step: pure (state, batch) -> (state, metrics).
@@ -49,7 +49,7 @@ class Task:
     curves: (metric, axis label) panels of the learning-curve figure.
     title: figure title.
     prepare: applied to a freshly initialised state (e.g. loading a
-      pretrained part); identity for most tasks.
+      pretrained part); identity for most recipes.
   """
   train_step: Callable
   eval_step: Callable
@@ -68,13 +68,13 @@ def _flat(array: np.ndarray) -> np.ndarray:
   return np.asarray(array).reshape(-1, layout.PATCH_SIZE, layout.PATCH_SIZE, 1)
 
 
-def _denoiser_task(config, train: PatchSet, val: PatchSet, title: str,
-                   prepare: Callable = lambda s: s) -> Task:
+def _denoiser_recipe(config, train: PatchSet, val: PatchSet, title: str,
+                   prepare: Callable = lambda s: s) -> Recipe:
   def train_batches(start_step, batch_size, seed):
     return pipelines.as_numpy(pipelines.denoiser_dataset(
         train, batch_size=batch_size, seed=seed, start_step=start_step))
 
-  return Task(
+  return Recipe(
       train_step=steps.denoiser_train_step, eval_step=steps.denoiser_eval_step,
       eval_summary=steps.denoiser_eval_summary, train_batches=train_batches,
       val_data={"noisy": _flat(val.noisy), "clean": _flat(val.clean)},
@@ -84,14 +84,14 @@ def _denoiser_task(config, train: PatchSet, val: PatchSet, title: str,
       title=title, prepare=prepare)
 
 
-def denoiser(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
+def denoiser(config: ml_collections.ConfigDict, data_dir: str | None) -> Recipe:
   """Noisy -> clean on N-HPatches (or the embedded dataset), MAE."""
   train, val = training_data.hpatches_data(config, data_dir)
   prepare = grafting.graft_dncnn(config) if config.transfer.pretrained_workdir else (lambda s: s)
-  return _denoiser_task(config, train, val, f"{config.model.name}: MAE loss", prepare)
+  return _denoiser_recipe(config, train, val, f"{config.model.name}: MAE loss", prepare)
 
 
-def dncnn_pretrain(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
+def dncnn_pretrain(config: ml_collections.ConfigDict, data_dir: str | None) -> Recipe:
   """DnCNN on natural photos with AWGN (see `awgn_data`); `data_dir` is not used."""
   if data_dir:
     logging.warning("dncnn_pretrain trains on skimage.data photos; --data_dir %s is ignored",
@@ -101,7 +101,7 @@ def dncnn_pretrain(config: ml_collections.ConfigDict, data_dir: str | None) -> T
                            sigma_max=cfg.sigma_max, seed=config.seed)
   train = make(tuple(cfg.train_photos), cfg.train_crops, name="awgn_train")
   val = make(tuple(cfg.val_photos), cfg.val_crops, name="awgn_val")
-  return _denoiser_task(config, train, val,
+  return _denoiser_recipe(config, train, val,
                         f"DnCNN pretraining (AWGN sigma {cfg.sigma_min:g}..{cfg.sigma_max:g})")
 
 
@@ -127,14 +127,14 @@ def _check_hardest_in_batch(config: ml_collections.ConfigDict, num_labels: int) 
                              f"pairs, found {cfg.sos_k}")
 
 
-def descriptor(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
+def descriptor(config: ml_collections.ConfigDict, data_dir: str | None) -> Recipe:
   """L2-Net with the loss of `config.descriptor.loss`, validated on fixed triplets.
 
   "triplet": the seed's triplets (strategy or curriculum from
   `descriptor.schedule`); "hardest_in_batch": anchor-positive batches of
   distinct labels (schedule "regular" or "tough_positive"), HardNet's loss,
   SOS regulariser when `descriptor.sos_weight` > 0. Both are validated on
-  the same `val_triplets` fixed regular triplets; `triplets_per_epoch`
+  the same `val_triplets` fixed regular triplets; `examples_per_epoch`
   counts training triplets or pairs. With several processes each draws its
   share of a batch on its own, so labels are distinct within a share (two
   shares may repeat a label, rarely when the labels far outnumber the batch).
@@ -146,7 +146,7 @@ def descriptor(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
   options = {"margin": cfg.margin, "bn_passes": cfg.bn_passes, "augment": cfg.augment}
   if cfg.loss == "hardest_in_batch":
     options.update(sos_weight=cfg.sos_weight, sos_k=cfg.sos_k)
-  return _descriptor_task(config, train, val_pixels, train_source=train_source,
+  return _descriptor_recipe(config, train, val_pixels, train_source=train_source,
                           train_step=functools.partial(step, **options),
                           title=f"L2-Net ({config.input.source} input, {cfg.schedule})")
 
@@ -157,10 +157,10 @@ def _descriptor_loss(config: ml_collections.ConfigDict, train: PatchSet) -> str:
   return config.descriptor.loss
 
 
-def _descriptor_task(config: ml_collections.ConfigDict, train: PatchSet, val_pixels: np.ndarray,
+def _descriptor_recipe(config: ml_collections.ConfigDict, train: PatchSet, val_pixels: np.ndarray,
                      *, train_source, train_step: Callable, title: str,
-                     with_clean: bool = False, prepare: Callable = lambda s: s) -> Task:
-  """The Task of a descriptor loss: batches, fixed validation triplets, curves.
+                     with_clean: bool = False, prepare: Callable = lambda s: s) -> Recipe:
+  """The Recipe of a descriptor loss: batches, fixed validation triplets, curves.
 
   Args:
     config: a descriptor or joint config (`config.descriptor` is read).
@@ -179,11 +179,11 @@ def _descriptor_task(config: ml_collections.ConfigDict, train: PatchSet, val_pix
   def train_batches(start_step, batch_size, seed):
     if pairs:
       return pipelines.as_numpy(pipelines.anchor_positive_dataset(
-          train, batch_size=batch_size, seed=seed, pairs_per_epoch=cfg.triplets_per_epoch,
+          train, batch_size=batch_size, seed=seed, pairs_per_epoch=cfg.examples_per_epoch,
           schedule=schedule, source=train_source, start_step=start_step,
           with_clean=with_clean))
     return pipelines.as_numpy(pipelines.descriptor_dataset(
-        train, batch_size=batch_size, seed=seed, triplets_per_epoch=cfg.triplets_per_epoch,
+        train, batch_size=batch_size, seed=seed, triplets_per_epoch=cfg.examples_per_epoch,
         schedule=schedule, far_gap=cfg.far_gap, source=train_source,
         distinct_anchors=cfg.distinct_anchors, start_step=start_step, with_clean=with_clean))
 
@@ -195,12 +195,12 @@ def _descriptor_task(config: ml_collections.ConfigDict, train: PatchSet, val_pix
     loss_name = "hardest-in-batch loss" + (f" + {cfg.sos_weight:g} SOS" if cfg.sos_weight else "")
   else:
     loss_name = "triplet loss"
-  return Task(
+  return Recipe(
       train_step=train_step,
       eval_step=functools.partial(steps.DESCRIPTOR_LOSSES[cfg.loss][1], margin=cfg.margin),
       eval_summary=steps.descriptor_eval_summary, train_batches=train_batches,
       val_data={k: pixels[index[:, i]] for i, k in enumerate(("anchor", "positive", "negative"))},
-      steps_per_epoch=pipelines.descriptor_steps_per_epoch(cfg.triplets_per_epoch,
+      steps_per_epoch=pipelines.descriptor_steps_per_epoch(cfg.examples_per_epoch,
                                                            config.training.batch_size),
       patches_per_example=2 if pairs else 3,
       curves=(("loss", loss_name), ("active_fraction", "active pairs" if pairs
@@ -208,12 +208,12 @@ def _descriptor_task(config: ml_collections.ConfigDict, train: PatchSet, val_pix
       title=f"{title}: {loss_name}", prepare=prepare)
 
 
-def joint(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
+def joint(config: ml_collections.ConfigDict, data_dir: str | None) -> Recipe:
   """A trained denoiser and descriptor fine-tuned end to end on noisy patches.
 
   The model is `denoise_describe` (denoiser, then descriptor); batches are
   the descriptor loss's batches of noisy patches with their clean
-  counterparts; the loss is the descriptor loss + `joint.mae_weight` x the
+  counterparts; the loss is the descriptor loss + `finetune.mae_weight` x the
   denoiser's MAE (`steps.joint_train_step`). Validated on fixed regular
   triplets of noisy patches through both networks, with the descriptor
   loss's own criterion.
@@ -221,17 +221,17 @@ def joint(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
   train, val = training_data.hpatches_data(config, data_dir)
   cfg = config.descriptor
   loss = _descriptor_loss(config, train)
-  step = functools.partial(steps.joint_train_step, loss=loss, mae_weight=config.joint.mae_weight,
+  step = functools.partial(steps.joint_train_step, loss=loss, mae_weight=config.finetune.mae_weight,
                            margin=cfg.margin, bn_passes=cfg.bn_passes, sos_weight=cfg.sos_weight,
                            sos_k=cfg.sos_k, augment=cfg.augment)
-  return _descriptor_task(
+  return _descriptor_recipe(
       config, train, val.noisy, train_source="noisy", train_step=step, with_clean=True,
       prepare=grafting.load_pair(config),
       title=f"Joint {config.model.kwargs.denoiser.name} + {config.model.kwargs.descriptor.name} "
-            f"({cfg.schedule}, MAE x {config.joint.mae_weight:g})")
+            f"({cfg.schedule}, MAE x {config.finetune.mae_weight:g})")
 
 
-TASKS: dict[str, Callable[[ml_collections.ConfigDict, str | None], Task]] = {
+RECIPES: dict[str, Callable[[ml_collections.ConfigDict, str | None], Recipe]] = {
     "denoiser": denoiser,
     "descriptor": descriptor,
     "dncnn_pretrain": dncnn_pretrain,
@@ -239,8 +239,9 @@ TASKS: dict[str, Callable[[ml_collections.ConfigDict, str | None], Task]] = {
 }
 
 
-def get_task(config: ml_collections.ConfigDict, data_dir: str | None) -> Task:
-  """Builds the task `config.task`; ConfigError lists the known tasks."""
-  if config.task not in TASKS:
-    raise errors.ConfigError(f"config.task: unknown {config.task!r}; known: {', '.join(TASKS)}")
-  return TASKS[config.task](config, data_dir)
+def get_recipe(config: ml_collections.ConfigDict, data_dir: str | None) -> Recipe:
+  """Builds the recipe `config.recipe`; ConfigError lists the known recipes."""
+  if config.recipe not in RECIPES:
+    raise errors.ConfigError(f"config.recipe: unknown {config.recipe!r}; "
+                             f"known: {', '.join(RECIPES)}")
+  return RECIPES[config.recipe](config, data_dir)
