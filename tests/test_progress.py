@@ -78,3 +78,30 @@ def test_auto_is_a_bar_on_a_terminal_and_lines_elsewhere(monkeypatch):
                                            (float("inf"), "?"), (float("nan"), "?")])
 def test_format_duration(seconds, text):
   assert progress.format_duration(seconds) == text
+
+
+class _Recorder(progress.Progress):
+  """A Progress that keeps every instance, to see what a library loop reported."""
+  made = []
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    _Recorder.made.append(self)
+
+
+def test_task_file_generation_and_matching_report_their_progress(monkeypatch):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from nhp_jax.evaluation import matching, types  # pylint: disable=g-import-not-at-top
+  from nhp_jax.evaluation.task_files import generate  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv(progress.ENV, "off")
+  monkeypatch.setattr(progress, "Progress", _Recorder)
+  _Recorder.made = []
+  generate.generate_verification([30, 40, 50], 45_001)
+  (bar,) = _Recorder.made
+  assert (bar.desc, bar.total, bar.done) == ("verification pairs", 45_001, 45_001)
+  _Recorder.made = []
+  descs = np.random.default_rng(0).normal(size=(12, 16, 8)).astype(np.float32)
+  matching.evaluate_matching(types.DescriptorSet(("s0", "s1", "s2"), np.array([0, 3, 7, 12]),
+                                                 descs))
+  (bar,) = _Recorder.made
+  assert (bar.desc, bar.total, bar.done) == ("matching", 3, 3)

@@ -15,6 +15,7 @@ tie resolution and AP run on the CPU device, `kernels.exact_device()`.
 
 import numpy as np
 
+from nhp_jax import progress
 from nhp_jax.data import layout
 from nhp_jax.errors import DescriptorError
 from nhp_jax.evaluation import kernels
@@ -73,10 +74,12 @@ def evaluate_matching(descs: types.DescriptorSet, metric: str = "l2") -> dict:
     raise DescriptorError(f"matching: every sequence needs patches; {', '.join(empty)} has none")
   width = kernels.padded_width(int(counts.max()))
   dists, corrects = [], []
-  for s in range(len(descs.sequences)):
-    d, c = nearest_matches(descs.descs[descs.offsets[s]:descs.offsets[s + 1]], metric, width)
-    dists.append(d)
-    corrects.append(c)
+  with progress.Progress(len(descs.sequences), "matching", unit="sequences") as bar:
+    for s in range(len(descs.sequences)):
+      d, c = nearest_matches(descs.descs[descs.offsets[s]:descs.offsets[s + 1]], metric, width)
+      dists.append(d)
+      corrects.append(c)
+      bar.update()
   dists, corrects = np.concatenate(dists), np.concatenate(corrects)  # (S * 15, width)
   num_pos = np.repeat(counts, len(layout.IMAGE_TYPES) - 1)
   shape = (len(descs.sequences), len(layout.LEVELS), _K)

@@ -17,13 +17,17 @@ e.g. `results/sift_verification_a.json`. Each document:
    "result": the task's entry of the results document (mAP, levels,
              wall_time_s and, from the detail scorers, curves / per-query
              APs),
-   "info": {split, metric, sequences, patches, dim, pairs/queries}}
+   "info": {split, metric, sequences, patches, dim, pairs/queries},
+   "source": {"descriptors_dir": absolute path, "sequences": [names]}}
 
 An entry is reused when its key equals the current one; a rewritten,
 touched, added or removed descriptor file changes the fingerprint, so the
 task is scored again (as is everything with `overwrite`). The official
 cache is only keyed by its file name. Entries are written atomically;
-`experiments.compare` reads them by name.
+`experiments.compare` reads them by name, and refuses an entry whose
+descriptor folder is still there with other files than it was scored from
+(a stale number printed as current is worse than none); a folder moved or
+deleted since cannot be checked and its entry is read as it is.
 """
 
 import hashlib
@@ -96,10 +100,12 @@ def lookup(path: str, key: Mapping[str, Any]) -> tuple[dict | None, str]:
 
 
 def store(path: str, *, descriptor: str, task: str, split: str, key: Mapping[str, Any],
+          source: Mapping[str, Any] | None = None,
           result: Mapping[str, Any], info: Mapping[str, Any]) -> dict:
   """Writes one entry atomically; returns it."""
   entry = {"format": FORMAT, "descriptor": descriptor, "task": task, "split": split,
-           "key": dict(key), "result": dict(result), "info": dict(info)}
+           "key": dict(key), "result": dict(result), "info": dict(info),
+           "source": dict(source or {})}
   atomic.write_json(path, entry)
   return entry
 
@@ -118,8 +124,9 @@ def load_results(results_dir: str | os.PathLike, descriptors: Sequence[str],
     {descriptor: {task: result}} (the entries' "result").
 
   Raises:
-    ConfigError: a bad name, an unknown task, a missing or malformed entry
-      (naming the file and how to make it).
+    ConfigError: a bad name, an unknown task, a missing or malformed entry,
+      or a stale one (its descriptor files changed since it was scored),
+      naming the file and how to make it again.
   """
   if not os.path.isdir(results_dir):
     raise ConfigError(f"--results_dir: expected a folder of cached results, found no folder "
@@ -149,5 +156,23 @@ def load_results(results_dir: str | os.PathLike, descriptors: Sequence[str],
           or entry.get("task") != task or not isinstance(entry.get("result"), dict)):
         raise ConfigError(f"{path}: expected a {FORMAT} document of task {task}, found "
                           f"format {entry.get('format') if isinstance(entry, dict) else None!r}")
+      _check_fresh(path, entry, name, task, split, results_dir)
       out[name][task] = entry["result"]
   return out
+
+
+def _check_fresh(path: str, entry: dict, name: str, task: str, split: str,
+                 results_dir) -> None:
+  """ConfigError if the entry's descriptor folder now holds other files than were scored."""
+  source = entry.get("source")
+  if not isinstance(source, dict) or not isinstance(source.get("descriptors_dir"), str):
+    return   # written before entries named their source
+  folder = source["descriptors_dir"]
+  now = fingerprint(folder, list(source.get("sequences", ())))
+  scored = entry.get("key", {}).get("descriptors") if isinstance(entry.get("key"), dict) else None
+  if now is not None and scored is not None and now != scored:
+    raise ConfigError(
+        f"{path}: stale: the descriptor files in {folder} changed since these {task} results "
+        f"were scored; score them again (python -m experiments.evaluate "
+        f"--descriptors_dir={folder} --descr-name={name} --task={task} --split={split} "
+        f"--results-dir={os.fspath(results_dir)} ...)")

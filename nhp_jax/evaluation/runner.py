@@ -192,7 +192,9 @@ def run(descriptors_dir: str | None = None,
       if task in keys:
         path = results_cache.entry_path(results_dir, name, task, split)
         results_cache.store(path, descriptor=name, task=task, split=split, key=keys[task],
-                            result=results[task], info=task_info)
+                            result=results[task], info=task_info,
+                            source={"descriptors_dir": os.path.abspath(descriptors_dir),
+                                    "sequences": list(sequences)})
         logging.info("cached %s results in %s", task, path)
   for task, entry in cached.items():
     results[task] = entry["result"]

@@ -140,3 +140,20 @@ def test_load_results_for_compare(dataset, tmp_path):
     results_cache.load_results(results, ["mine"], ["matching"], "a")
   with pytest.raises(ConfigError, match="expected a folder of cached results"):
     results_cache.load_results(tmp_path / "none", ["mine"], ["matching"], "a")
+
+
+def test_compare_refuses_results_of_descriptor_files_changed_since(dataset, tmp_path):
+  data, descs_dir = dataset
+  results = tmp_path / "results"
+  _run(data, descs_dir, results, Counting(), tasks=["matching"])
+  assert results_cache.load_results(results, ["mine"], ["matching"], "a")["mine"]["matching"]
+  path = descs_dir / "i_one" / "e2.csv"
+  path.write_text(path.read_text().replace(",", ", "))       # rescaled, re-exported, ...
+  with pytest.raises(ConfigError, match=r"mine_matching_a.json: stale: the descriptor files in "
+                     r".*mine changed since these matching results were scored; score them "
+                     r"again \(python -m experiments.evaluate --descriptors_dir="):
+    results_cache.load_results(results, ["mine"], ["matching"], "a")
+  _run(data, descs_dir, results, Counting(), tasks=["matching"])   # scored again: fresh
+  assert results_cache.load_results(results, ["mine"], ["matching"], "a")["mine"]["matching"]
+  os.rename(descs_dir, tmp_path / "moved")                  # cannot be checked: read as it is
+  assert results_cache.load_results(results, ["mine"], ["matching"], "a")["mine"]["matching"]

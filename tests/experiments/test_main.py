@@ -22,8 +22,8 @@ def _run(args):
 def test_main_job_smoke_writes_table_and_json(tmp_path):
   workdir = tmp_path / "run"
   cmd = [sys.executable, "-m", "experiments.main", "--size=smoke", f"--workdir={workdir}",
-         "--train_labels=0", "--descriptor_examples_per_epoch=300", "--joint_examples_per_epoch=96",
-         "--pretrain_crops=4", "--pretrain_epochs=1", "--n_pairs=2000", "--classical=sift"]
+         "--train_labels=0", "--descriptor_examples_per_epoch=300",
+         "--joint_examples_per_epoch=96", "--n_pairs=2000", "--classical=sift"]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   doc = json.loads((workdir / "results.json").read_text())
@@ -74,7 +74,7 @@ def test_main_job_smoke_writes_table_and_json(tmp_path):
   # A rerun finds every training finished and only scores again.
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stderr.count("resumed from") == 4   # pretrain, denoiser, descriptor, joint
+  assert proc.stderr.count("resumed from") == 3   # denoiser, descriptor, joint
 
 
 def _check_exported_model(workdir, joint_column, joint_csv):

@@ -282,7 +282,9 @@ def test_main_gets_every_scale_flag(notebook, flags):
   assert scale <= flags["experiments.main"]
   main_lines = [line for _, mods, line, _ in invocations(notebook) if "experiments.main" in mods]
   assert main_lines
-  assert scale | {"pipeline", "workdir", "dtype", "seed"} <= set(FLAG_RE.findall(main_lines[0]))
+  assert scale | {"pipeline", "workdir", "dtype", "seed", "scale"} <= set(
+      FLAG_RE.findall(main_lines[0]))
+  assert "--scale=full " in main_lines[0]   # the official pairs, the configs' own sizes
 
 
 def mutated(nb, old: str, new: str) -> dict:

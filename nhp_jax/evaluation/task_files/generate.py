@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nhp_jax import progress
 from nhp_jax.errors import DataError
 from nhp_jax.evaluation import types
 
@@ -37,6 +38,9 @@ NUM_TYPES = 5                      # gen_verif draws image types from 0..4 (0 = 
 # permutations of the patch indices stay one C shuffle per row: their draw
 # count per row is random (rejections), so no numpy expression yields their
 # first two outputs faster than the shuffle itself.
+
+# Rows between progress updates of the verification draw (about 1 s at 1M rows).
+_PROGRESS_ROWS = 20_000
 
 
 def _check_counts(counts: np.ndarray, minimum: int, what: str) -> None:
@@ -93,11 +97,15 @@ def generate_verification(counts: Sequence[int] | np.ndarray,
   idx = np.empty((n, 2), np.int64)
   work = np.empty(int(counts.max()), np.int64)
   ramp = np.arange(int(counts.max()), dtype=np.int64)
-  for r, k in enumerate(counts[seq].tolist()):
-    perm = work[:k]
-    perm[:] = ramp[:k]
-    rs.shuffle(perm)
-    idx[r] = perm[:2]
+  with progress.Progress(n, "verification pairs", unit="rows") as bar:
+    for r, k in enumerate(counts[seq].tolist()):   # one shuffle per row, as gen_verif draws
+      perm = work[:k]
+      perm[:] = ramp[:k]
+      rs.shuffle(perm)
+      idx[r] = perm[:2]
+      if r % _PROGRESS_ROWS == _PROGRESS_ROWS - 1:
+        bar.update(_PROGRESS_ROWS)
+    bar.update(n - bar.done)
   kinds = _first_two_of_permutations(rs, NUM_TYPES, n)
   seq_inter = rs.randint(0, len(counts), size=n)
   idx_inter = rs.randint(0, counts[seq_inter]) if n else np.zeros(0, np.int64)
