@@ -119,10 +119,26 @@ def restore_with_test_split(workdir: str | None, *, split: str = "a",
   denoiser = restore(den_dir, step) if den_dir else None
   logging.info("descriptor %s (step %d), denoiser %s", des_dir, descriptor.step,
                f"{den_dir} (step {denoiser.step})" if denoiser else "none")
+  test, data_dir = load_test_split(descriptor.config.data, split=split, data_dir=data_dir)
+  return descriptor, denoiser, test, data_dir
+
+
+def load_test_split(data_config, *, split: str = "a", data_dir: str | None = None):
+  """The test PatchSet of `split` and the data root it came from.
+
+  Args:
+    data_config: a training config's `data` section (`embedded_size`,
+      `embedded_seed`): the embedded dataset used when `data_dir` is None.
+    split: split name.
+    data_dir: a dataset root; None: the embedded dataset of `data_config`.
+
+  Returns:
+    (test PatchSet, data_dir used).
+  """
   if data_dir is None:
-    data = descriptor.config.data
-    data_dir = embedded.ensure_embedded(size=data.embedded_size, seed=data.embedded_seed)
-  return descriptor, denoiser, cache.load_split(data_dir, split=split, subset="test"), data_dir
+    data_dir = embedded.ensure_embedded(size=data_config.embedded_size,
+                                        seed=data_config.embedded_seed)
+  return cache.load_split(data_dir, split=split, subset="test"), data_dir
 
 
 def export_split(workdir: str, out_dir: str, *, input: str = "denoised",  # noqa: A002

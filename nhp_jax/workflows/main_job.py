@@ -108,17 +108,17 @@ def score(c: ml_collections.ConfigDict, workdir: str, *, data_dir: str | None = 
   columns = dict(doc["details"]["inputs"])
   if "joint" in c:   # the pipeline's own descriptor: noisy patches through the fine-tuned pair
     joint_doc = runner.evaluate_workdir(None, descriptor_workdir=dirs["joint"],
-                                                  inputs=("noisy",), **kw)
+                                        inputs=("noisy",), **kw)
     columns["joint"] = joint_doc["details"]["inputs"]["noisy"]
     doc = {t: joint_doc.get(t) for t in types.BENCHMARKS}
     doc["details"] = dict(joint_doc["details"], headline_input="joint", inputs=columns)
   classical_docs = {}
   if classical_names:   # the same test patches through each classical descriptor
-    _, _, test, used_data_dir = describe.restore_with_test_split(
-        workdir, split=kw["split"], data_dir=data_dir)
+    test, used_data_dir = describe.load_test_split(c.descriptor.data, split=kw["split"],
+                                                   data_dir=data_dir)
     classical_docs = baselines.score_patches(test, kw["split"], classical_names,
-                                     data_dir=used_data_dir, tasks_dir=tasks_dir,
-                                     n_pairs=n_pairs)
+                                             data_dir=used_data_dir, tasks_dir=tasks_dir,
+                                             n_pairs=n_pairs)
     doc["details"] = dict(doc["details"], classical={
         k: {t: d.get(t) for t in types.BENCHMARKS} for k, d in classical_docs.items()})
   return doc, columns, classical_docs

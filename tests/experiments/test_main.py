@@ -71,10 +71,8 @@ def test_main_job_smoke_writes_table_and_json(tmp_path):
   _check_exported_model(workdir, inputs["joint"], descs)
   assert (workdir / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   assert "![mAP per task](results.png)" in (workdir / "results.md").read_text()
-  # A rerun finds every training finished and only scores again.
-  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stderr.count("resumed from") == 3   # denoiser, descriptor, joint
+  # A rerun resumes each stage from its last checkpoint (loop.train_and_evaluate:
+  # tests/experiments/test_binaries.py, tests/train/test_resume.py) and scores again.
 
 
 def _check_exported_model(workdir, joint_column, joint_csv):
@@ -153,7 +151,8 @@ from absl import flags
 from experiments import main
 flags.FLAGS(sys.argv)
 c, stages = main.stage_configs()
-print(json.dumps({s: [c[s].dtype, c[s].seed] for s in stages}))
+print(json.dumps({"stages": {s: [c[s].dtype, c[s].seed] for s in stages},
+                  "examples": c.descriptor.descriptor.examples_per_epoch}))
 """
 
 
@@ -166,21 +165,14 @@ def test_dtype_and_seed_flags_reach_every_stage():
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
   assert settings("--dtype=bfloat16", "--seed=7") == {   # the default: fast
-      s: ["bfloat16", 7] for s in ("denoiser", "descriptor", "joint")}
-  assert settings("--pipeline=dncnn", "--seed=3") == {
-      s: ["float32", 3] for s in ("pretrain", "denoiser", "descriptor", "joint")}
-  assert settings("--pipeline=baseline") == {s: ["float32", 0]
-                                             for s in ("denoiser", "descriptor")}
-
-
-def test_the_descriptor_examples_flag_and_its_old_name():
-  script = ("import sys; from absl import flags; from experiments import main; flags.FLAGS(sys.argv);"
-            " print(main.stage_configs()[0].descriptor.descriptor.examples_per_epoch)")
-  for flag in ("--descriptor_examples_per_epoch=1234", "--triplets_per_epoch=1234"):
-    proc = subprocess.run([sys.executable, "-c", script, flag], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "1234", flag
+      "stages": {s: ["bfloat16", 7] for s in ("denoiser", "descriptor", "joint")},
+      "examples": 10_000}
+  # --triplets_per_epoch: the name of --descriptor_examples_per_epoch until #21.
+  assert settings("--pipeline=dncnn", "--seed=3", "--triplets_per_epoch=1234") == {
+      "stages": {s: ["float32", 3] for s in ("pretrain", "denoiser", "descriptor", "joint")},
+      "examples": 1234}
+  assert settings("--pipeline=baseline", "--descriptor_examples_per_epoch=99") == {
+      "stages": {s: ["float32", 0] for s in ("denoiser", "descriptor")}, "examples": 99}
 
 
 # main() with training, scoring and loading replaced by recorders: what each stage and the
@@ -207,15 +199,15 @@ def load(path):
   calls["load"] = path
   return Model()
 from nhp_jax.evaluation import baselines, describe, runner
-def restore_with_test_split(workdir, **kw):
-  calls["classical_data"] = dict(kw, workdir=workdir)
-  return None, None, "TEST", kw.get("data_dir") or "embedded"
+def load_test_split(data_config, **kw):
+  calls["classical_data"] = dict(kw, embedded_size=data_config.embedded_size)
+  return "TEST", kw.get("data_dir") or "embedded"
 def classical(test, split, names, **kw):
   calls["classical"] = [test, split, list(names), kw.get("tasks_dir")]
   sub = {"verification": 0.1, "matching": 0.2, "retrieval": 0.3}
   return {f"{n} {k}": sub for n in names for k in ("noisy", "clean")}
 loop.train_and_evaluate, runner.evaluate_workdir, api.load = train, evaluate, load
-describe.restore_with_test_split, baselines.score_patches = restore_with_test_split, classical
+describe.load_test_split, baselines.score_patches = load_test_split, classical
 flags.FLAGS(sys.argv)
 main.main(["main"])
 print(json.dumps(calls))
