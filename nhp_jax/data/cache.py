@@ -166,7 +166,10 @@ def load_split(data_dir: str | os.PathLike, split: str = "a", subset: str = "tra
     sequences = splits_lib.split_sequences(split, subset, all_splits)
   except TaskFileError as e:   # name the file the splits came from
     raise TaskFileError(f"{splits_file or 'the vendored official splits.json'}: {e}") from None
-  reader.check_sequences(source, sequences)
+  reader.check_sequences(source, sequences, listed_in=(
+      f"split {split!r} {subset} of {splits_file}" if splits_file else
+      f"split {split!r} {subset} of the vendored official splits.json: "
+      f"{data_dir} has no {splits_lib.SPLITS_FILENAME}"))
   key = _digest(fingerprint(source, split, subset, sequences))
   cache_dir = os.path.abspath(os.fspath(cache_dir) if cache_dir else default_cache_dir(data_dir))
   cache_dir = os.path.join(cache_dir, SUBFOLDER)

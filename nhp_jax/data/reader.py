@@ -172,8 +172,12 @@ def open_source(data_root: str | os.PathLike, layout: str | None = None,
   return Source(layout, root, noise_config, noise_seed)
 
 
-def check_sequences(source: Source, sequences: list[str] | tuple[str, ...]) -> None:
-  """Raises DataError unless `sequences` is a non-empty list of distinct folders of `source`."""
+def check_sequences(source: Source, sequences: list[str] | tuple[str, ...],
+                    listed_in: str | None = None) -> None:
+  """Raises DataError unless `sequences` is a non-empty list of distinct folders of `source`.
+
+  `listed_in` says where the list came from (e.g. a splits file), for the message.
+  """
   if not sequences:
     raise DataError(f"{source.root}: expected a non-empty list of sequences to read, found none")
   dups = sorted({s for s in sequences if sequences.count(s) > 1})
@@ -182,8 +186,9 @@ def check_sequences(source: Source, sequences: list[str] | tuple[str, ...]) -> N
   missing = [s for s in sequences if not os.path.isdir(source.sequence_dir(s))]
   if missing:
     raise DataError(f"{source.root}: sequence folders not found for {len(missing)} of "
-                    f"{len(sequences)} listed sequences: {', '.join(missing[:10])}"
-                    f"{' ...' if len(missing) > 10 else ''}")
+                    f"{len(sequences)} listed sequences"
+                    + (f" ({listed_in})" if listed_in else "")
+                    + f": {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
 
 
 def sequence_count(source: Source, name: str) -> int:

@@ -1,6 +1,7 @@
 """Every malformed input gives one DataError naming the file, the expected and the found."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -143,8 +144,14 @@ def test_unknown_sequences_in_split(tiny_dataset):
 def test_unknown_sequences_in_splits_file(tiny_copy):
   with open(os.path.join(tiny_copy, "splits.json"), "w") as f:
     f.write('{"a": {"name": "a", "test": ["i_coins_0"], "train": ["v_nowhere"]}}')
-  with pytest.raises(DataError, match="v_nowhere"):
+  splits = os.path.join(tiny_copy, "splits.json")
+  with pytest.raises(DataError, match=rf"listed sequences \(split 'a' train of "
+                     rf"{re.escape(splits)}\): v_nowhere"):
     cache.load_split(tiny_copy, "a", "train", cache_dir=os.path.join(tiny_copy, "c"))
+  os.remove(splits)   # the official splits then: name them, and that the root has none
+  with pytest.raises(DataError, match=r"\(split 'a' test of the vendored official "
+                     r"splits.json: .* has no splits.json\)"):
+    cache.load_split(tiny_copy, "a", "test", cache_dir=os.path.join(tiny_copy, "c"))
 
 
 def test_empty_and_duplicated_lists(tiny_dataset):
