@@ -60,9 +60,11 @@ setuptools.setup(
     description="Noise-robust HPatches descriptors: denoisers, L2-Net and the "
                 "HPatches benchmarks in JAX/Flax.",
     python_requires=">=3.11,<3.14",
-    packages=setuptools.find_packages(include=["nhp_jax", "nhp_jax.*",
-                                               "experiments", "experiments.*"]),
-    package_data={"nhp_jax": ["data/resources/*", "evaluation/resources/*"]},
+    # Namespace packages too: the resources folders (data files, no __init__.py).
+    packages=setuptools.find_namespace_packages(
+        include=["nhp_jax", "nhp_jax.*", "experiments", "experiments.*"],
+        exclude=["*.__pycache__"]),
+    package_data={"nhp_jax.data.resources": ["*"], "nhp_jax.evaluation.resources": ["*"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
