@@ -35,3 +35,9 @@ def random_patchset():
     noisy = rng.integers(0, 256, (n, 16, 32, 32), dtype=np.uint8)
     seqs[name] = (clean, noisy)
   return patchset.from_arrays(seqs)
+
+
+def pytest_collection_modifyitems(items):
+  """Long tests (`slow`) first: with pytest-xdist each starts while the short
+  ones fill the other worker, instead of one worker finishing alone."""
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)   # stable

@@ -169,6 +169,7 @@ np.save(sys.argv[1], out)
 """
 
 
+@pytest.mark.slow
 def test_blocks_split_over_host_devices_give_the_same_descriptors(tmp_path):
   """Each block is split over the devices dividing it; results match one device's."""
   import os

@@ -45,6 +45,7 @@ def _checkpoint_steps(workdir):
   return sorted(int(d) for d in os.listdir(folder) if d.isdigit()) if os.path.isdir(folder) else []
 
 
+@pytest.mark.slow
 def test_train_denoiser_smoke(tmp_path, env):
   workdir = str(tmp_path / "denoiser")
   log = _run(_command("train_denoiser", "denoiser", workdir), env)
@@ -60,6 +61,7 @@ def test_train_denoiser_smoke(tmp_path, env):
   assert _checkpoint_steps(workdir)[-1] == records[-1]["step"]
 
 
+@pytest.mark.slow
 def test_train_descriptor_killed_midway_resumes(tmp_path, env):
   workdir = str(tmp_path / "descriptor")
   # 4 epochs of 6 small steps: the kill lands well before the end.

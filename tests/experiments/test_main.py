@@ -156,6 +156,7 @@ print(json.dumps({"stages": {s: [c[s].dtype, c[s].seed] for s in stages},
 """
 
 
+@pytest.mark.slow
 def test_dtype_and_seed_flags_reach_every_stage():
   """In a process of its own: the binaries' flag names are process-global in absl."""
   def settings(*flags):
@@ -214,6 +215,7 @@ print(json.dumps(calls))
 """
 
 
+@pytest.mark.slow
 def test_flags_reach_the_stages_the_scoring_and_the_export(tmp_path):
   def wiring(*flags):
     proc = subprocess.run([sys.executable, "-c", _WIRING, f"--workdir={tmp_path}", *flags],
