@@ -268,8 +268,12 @@ def _run_pytest(cmd: list[str], env: dict, time_limit_s: float | None) -> tuple[
   """(exit status, output, interrupted): past the limit pytest gets SIGINT, after which it
   still prints its summary of the tests run so far (then SIGKILL if it does not end)."""
   with tempfile.TemporaryFile("w+") as out:
+    # SIGINT back to its default in the child: a parent started in the background
+    # (`cmd &`, nohup, some pytest-xdist workers) ignores it, the child would
+    # inherit that, and the interrupt below would end in SIGKILL with no summary.
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True)
+                            stdin=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     interrupted = False
     try:
       proc.wait(timeout=time_limit_s)

@@ -41,6 +41,12 @@ def test_bugs_keep_their_traceback():
     (["experiments.make_dataset", "--size=huge"], "make_dataset: error: flag --size=huge"),
     (["experiments.train_denoiser", "--workdir=W", "--config.training.batch_size=0"],
      "train_denoiser: error: ConfigError: config.training.batch_size"),
+    (["experiments.train_descriptor", "--workdir=W", "--config.descriptor.examples_per_epoch=0"],
+     "train_descriptor: error: ConfigError: config.descriptor.examples_per_epoch"),
+    (["experiments.pretrain_dncnn", "--workdir=W", "--config.awgn.train_crops=0"],
+     "pretrain_dncnn: error: ConfigError: config.awgn.train_crops"),
+    (["experiments.finetune_joint", "--workdir=W"],   # no runs named to start from
+     "finetune_joint: error: ConfigError: config.finetune.denoiser_workdir"),
     (["experiments.export_descriptors", "--workdir=NOWHERE", "--out_dir=OUT"],
      "export_descriptors: error: "),
     (["experiments.study"], "study: error: --config="),
