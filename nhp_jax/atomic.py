@@ -15,6 +15,12 @@ from typing import Any, Iterator
 from absl import logging
 
 
+def _umask() -> int:
+  umask = os.umask(0)
+  os.umask(umask)
+  return umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
   """Yields a temporary path beside `path`; renames it onto `path` on success.
@@ -24,7 +30,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     suffix: suffix for the temporary name (some writers, e.g. np.save or
       matplotlib, pick the format from the extension: pass ".npy" / ".png").
 
-  On an exception the temporary file is removed and `path` is left untouched.
+  The file gets the permissions of one made with the current umask (not
+  mkstemp's 0600, which would hide results from other users). On an
+  exception the temporary file is removed and `path` is left untouched.
   """
   path = os.fspath(path)
   folder = os.path.dirname(os.path.abspath(path))
@@ -34,6 +42,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
   os.close(fd)
   try:
     yield tmp
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):
@@ -89,9 +98,7 @@ def atomic_dir(path: str | os.PathLike, *, replace: bool = True) -> Iterator[str
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the folder from other users
+  os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the folder from other users
   try:
     yield tmp
     if replace and os.path.exists(path):

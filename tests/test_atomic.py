@@ -44,3 +44,23 @@ def test_read_record_is_none_when_absent_or_unreadable(tmp_path):
   assert atomic.read_record(path) == {"step": 3}
   path.write_text('{"step": 3')   # cut short: the work it records is done again
   assert atomic.read_record(path) is None
+
+
+def test_files_and_folders_get_the_umask_permissions(tmp_path):
+  """Not mkstemp's 0600 / mkdtemp's 0700: results are readable by whoever may read the folder."""
+  old = os.umask(0o022)
+  try:
+    atomic.write_json(tmp_path / "r.json", {"a": 1})
+    with atomic.atomic_path(tmp_path / "p.png", suffix=".png") as tmp:
+      with open(tmp, "wb") as f:
+        f.write(b"x")
+    with atomic.atomic_dir(tmp_path / "d") as tmp:
+      pass
+    os.umask(0o077)
+    atomic.write_text(tmp_path / "private.txt", "x")
+  finally:
+    os.umask(old)
+  assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+  assert (tmp_path / "p.png").stat().st_mode & 0o777 == 0o644
+  assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+  assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600
