@@ -10,6 +10,9 @@ instead of `absl.app.run(main)`:
     stderr and exits with status USAGE_EXIT (2);
   * a NumericsError (a loss became NaN while training: the input was valid)
     prints the same line and exits with status FAILURE_EXIT (1);
+  * Ctrl-C (KeyboardInterrupt) prints `<binary>: interrupted; ...` and exits
+    with INTERRUPT_EXIT (130, as a shell reports SIGINT): finished
+    checkpoints and outputs stay, and the same command resumes;
   * anything else is a bug and keeps its traceback.
 The library's errors name the file or flag, the expected and the found.
 """
@@ -23,6 +26,7 @@ from nhp_jax import errors
 
 USAGE_EXIT = 2
 FAILURE_EXIT = 1
+INTERRUPT_EXIT = 130
 
 
 def _name() -> str:
@@ -60,6 +64,11 @@ def guarded(main):
       fail(f"{type(e).__name__}: {e}", FAILURE_EXIT)
     except errors.NhpError as e:
       fail(f"{type(e).__name__}: {e}")
+    except KeyboardInterrupt:
+      sys.stderr.write(f"{_name()}: interrupted; what was finished is kept: run the same "
+                       f"command again to resume\n")
+      sys.stderr.flush()
+      sys.exit(INTERRUPT_EXIT)
 
   return wrapped
 

@@ -30,6 +30,16 @@ def test_library_errors_become_one_line_and_a_status(error, status, capsys):
   assert err.count("\n") == 1 and ": error: " in err and str(error).split(":")[0] in err
 
 
+def test_ctrl_c_is_one_line_and_status_130(capsys):
+  def main(argv):
+    raise KeyboardInterrupt
+  with pytest.raises(SystemExit) as exit_info:
+    cli.guarded(main)(["prog"])
+  assert exit_info.value.code == cli.INTERRUPT_EXIT == 130
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and ": interrupted; " in err and "resume" in err
+
+
 def test_bugs_keep_their_traceback():
   def main(argv):
     raise KeyError("a bug")
