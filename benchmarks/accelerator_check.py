@@ -264,16 +264,20 @@ def pytest_summary(text: str) -> dict:
   }
 
 
+# `python -m pytest` with SIGINT handled again: a parent started in the
+# background (`cmd &`, nohup, some pytest-xdist workers) ignores SIGINT, a child
+# inherits that, and the time-limit interrupt would end in SIGKILL and no summary.
+_PYTEST_WITH_SIGINT = ("import signal, sys; "
+                       "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                       "import pytest; sys.exit(pytest.main(sys.argv[1:]))")
+
+
 def _run_pytest(cmd: list[str], env: dict, time_limit_s: float | None) -> tuple[int, str, bool]:
   """(exit status, output, interrupted): past the limit pytest gets SIGINT, after which it
   still prints its summary of the tests run so far (then SIGKILL if it does not end)."""
   with tempfile.TemporaryFile("w+") as out:
-    # SIGINT back to its default in the child: a parent started in the background
-    # (`cmd &`, nohup, some pytest-xdist workers) ignores it, the child would
-    # inherit that, and the interrupt below would end in SIGKILL with no summary.
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stdin=subprocess.DEVNULL, text=True)
     interrupted = False
     try:
       proc.wait(timeout=time_limit_s)
@@ -303,7 +307,8 @@ def pytest_child(files: list[str], rerun_highest: bool, workers: int = 0,
     return {"skipped": True, "reason": "pytest is not installed"}
   if not files:
     return {"ok": False, "reason": f"no test module carries the {MARKER} mark"}
-  base = [sys.executable, "-m", "pytest", "-q", "-m", MARKER, "-p", "no:cacheprovider", "-rfE"]
+  base = [sys.executable, "-c", _PYTEST_WITH_SIGINT, "-q", "-m", MARKER, "-p", "no:cacheprovider",
+          "-rfE"]
   env = dict(os.environ)
   if workers and importlib.util.find_spec("xdist") is not None:
     base += ["-n", str(workers)]

@@ -23,7 +23,6 @@ def smoke_baseline(tmp_path_factory):
   return root, config, study_runner.run_study(catalogue.RUNS, config, root).doc
 
 
-@pytest.mark.slow
 def test_study1_smoke_table(smoke_baseline):
   root, config, doc = smoke_baseline
   assert [r["label"] for r in doc["rows"]] == [r["label"] for r in config.rows]
