@@ -72,11 +72,11 @@ def denoiser_steps_per_epoch(num_labels: int, batch_size: int, *,
   return num // batch_size if drop_remainder else -(-num // batch_size)
 
 
-def descriptor_steps_per_epoch(triplets_per_epoch: int, batch_size: int) -> int:
-  """Batches per descriptor epoch: triplets_per_epoch // batch_size."""
+def descriptor_steps_per_epoch(examples_per_epoch: int, batch_size: int) -> int:
+  """Batches per descriptor epoch: examples (triplets or pairs) per epoch // batch_size."""
   _check_positive("batch_size", batch_size)
-  _check_positive("triplets_per_epoch", triplets_per_epoch)
-  return triplets_per_epoch // batch_size
+  _check_positive("examples_per_epoch", examples_per_epoch)
+  return examples_per_epoch // batch_size
 
 
 def denoiser_epoch_indices(num_labels: int, seed: int, epoch: int, *,
