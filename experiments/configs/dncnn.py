@@ -14,7 +14,8 @@ The pipeline's descriptor is the joint model: noisy patch in, descriptor out.
 It led the README's one-run "Beyond the seed" table, but over three seeds
 on two generated datasets (the seeds study, `studies/seeds.py`) `fast.py`,
 the same pipeline with the shallow UNet, scored a higher mean mAP on both
-(.012 higher: a tie within the seed spread) at a third of the training cost:
+(.012 higher: a tie within the seed spread) at about half the training time
+and a third of the cost with inference:
 its DnCNN-22 is about 1.4 GFLOP per patch, twelve times the UNet. So the
 main job's default is `fast`; this config is kept for comparison.
 

@@ -11,8 +11,9 @@ The pipeline's descriptor is the joint model: noisy patch in, descriptor out.
 The default by evidence (#22): over three seeds on two generated datasets
 (the seeds study, `experiments/configs/studies/seeds.py`) it scored the
 highest mean mAP of the main job's pipelines on both, .012 above `dncnn.py`
-(DnCNN + transfer in place of the UNet; a tie within the seed spread) at a
-third of its training time, and .18 and .15 above the seed's `baseline`.
+(DnCNN + transfer in place of the UNet; a tie within the seed spread) in about
+half its training time (a third of its cost with inference), and .18 and .15 above
+the seed's `baseline`.
 
   python -m experiments.main                       # this config, experiments/configs/fast.py
   python -m experiments.main --pipeline=baseline   # the seed's (pipeline_baseline.py)
