@@ -22,7 +22,7 @@ def _run(args):
 def test_main_job_smoke_writes_table_and_json(tmp_path):
   workdir = tmp_path / "run"
   cmd = [sys.executable, "-m", "experiments.main", "--size=smoke", f"--workdir={workdir}",
-         "--train_labels=0", "--descriptor_examples_per_epoch=300",
+         "--train_labels=20", "--descriptor_examples_per_epoch=300",
          "--joint_examples_per_epoch=96", "--n_pairs=2000", "--classical=sift"]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
