@@ -10,7 +10,7 @@ times, after --warmup untimed steps of each:
   * step_only: one device batch re-fed --steps times (the step's own rate,
     as `train_throughput` measures it, but without re-sharding the batch);
   * end_to_end: the training loop's feed, --steps steps:
-    `task.train_batches` (tf.data -> numpy) -> `sharding.process_rows` ->
+    `recipe.train_batches` (tf.data -> numpy) -> `sharding.process_rows` ->
     `sharding.prefetch` (two batches copied to the devices ahead of the
     step) -> the step;
   * host_input: the tf.data -> numpy iterator alone (no device), for context.
@@ -129,8 +129,8 @@ def measure_task(name: str, args) -> dict:
   began = time.perf_counter()
   mesh = sharding.make_mesh(sharding.data_parallel_size(config.training.batch_size,
                                                         config.parallel.num_devices))
-  task = recipes.get_recipe(config, None)
-  total_steps = max(config.training.num_epochs * task.steps_per_epoch,
+  recipe = recipes.get_recipe(config, None)
+  total_steps = max(config.training.num_epochs * recipe.steps_per_epoch,
                     args.rounds * 2 * (args.steps + args.warmup) + 1)
   model = state_lib.build_model(config)
 
@@ -138,13 +138,13 @@ def measure_task(name: str, args) -> dict:
     return state_lib.create_train_state(config, model, jax.random.PRNGKey(config.seed),
                                         jnp.zeros((1, 32, 32, 1), jnp.float32), total_steps)
 
-  state = sharding.replicate(task.prepare(jax.jit(init)()), mesh)
-  step = sharding.jit_train_step(task.train_step, mesh)
-  patches = args.batch * task.patches_per_example
+  state = sharding.replicate(recipe.prepare(jax.jit(init)()), mesh)
+  step = sharding.jit_train_step(recipe.train_step, mesh)
+  patches = args.batch * recipe.patches_per_example
   build_s = time.perf_counter() - began
 
   def host_batches(start_step: int):
-    return map(sharding.process_rows, task.train_batches(start_step, args.batch, config.seed))
+    return map(sharding.process_rows, recipe.train_batches(start_step, args.batch, config.seed))
 
   # Compile on the first batch (not timed).
   began = time.perf_counter()

@@ -18,7 +18,7 @@ Pipelines (`--pipeline`, stage settings in `experiments/configs/pipelines.py`):
             with HardNet's loss, then both fine-tuned end to end on noisy
             patches; the headline numbers are the fine-tuned pair's, from
             noisy patches (column `joint`). The default by the seeds study's
-            evidence (README, "Which pipeline by default");
+            evidence (README, "The default pipeline by evidence");
   dncnn     (`experiments/configs/dncnn.py`): as fast with DnCNN pretrained
             on AWGN + transfer in place of the UNet (a tie with fast, at
             three times its cost; `best` until the seeds study);

@@ -25,7 +25,8 @@ STAGES = stages.STAGES
 
 SCALES = ("main", "full")
 SCALE_FIELDS = ("train_labels", "denoiser_epochs", "descriptor_examples_per_epoch",
-                "descriptor_epochs", "joint_examples_per_epoch", "joint_epochs", "pretrain_crops", "pretrain_epochs")
+                "descriptor_epochs", "joint_examples_per_epoch", "joint_epochs",
+                "pretrain_crops", "pretrain_epochs")
 _COMMON = {"train_labels": 600, "denoiser_epochs": 2, "descriptor_examples_per_epoch": 10_000,
            "descriptor_epochs": 2, "joint_examples_per_epoch": 3_200, "joint_epochs": 2,
            "pretrain_crops": 100, "pretrain_epochs": 2}

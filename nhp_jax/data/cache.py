@@ -36,6 +36,7 @@ SUBFOLDER = "splits"  # this module owns <cache_dir>/splits/ (other caches may s
 INDEX = "index.json"
 _ARRAYS = ("clean", "noisy")
 _STALE_TMP_SECONDS = 24 * 3600  # temporary folders older than this are from dead runs
+_VENDORED_SPLITS = "the vendored official splits.json"   # splits of a root without its own
 
 
 def default_cache_dir(data_dir: str) -> str:
@@ -165,10 +166,10 @@ def load_split(data_dir: str | os.PathLike, split: str = "a", subset: str = "tra
   try:
     sequences = splits_lib.split_sequences(split, subset, all_splits)
   except TaskFileError as e:   # name the file the splits came from
-    raise TaskFileError(f"{splits_file or 'the vendored official splits.json'}: {e}") from None
+    raise TaskFileError(f"{splits_file or _VENDORED_SPLITS}: {e}") from None
   reader.check_sequences(source, sequences, listed_in=(
       f"split {split!r} {subset} of {splits_file}" if splits_file else
-      f"split {split!r} {subset} of the vendored official splits.json: "
+      f"split {split!r} {subset} of {_VENDORED_SPLITS}: "
       f"{data_dir} has no {splits_lib.SPLITS_FILENAME}"))
   key = _digest(fingerprint(source, split, subset, sequences))
   cache_dir = os.path.abspath(os.fspath(cache_dir) if cache_dir else default_cache_dir(data_dir))

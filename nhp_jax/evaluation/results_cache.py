@@ -169,7 +169,8 @@ def _check_fresh(path: str, entry: dict, name: str, task: str, split: str,
     return   # written before entries named their source
   folder = source["descriptors_dir"]
   now = fingerprint(folder, list(source.get("sequences", ())))
-  scored = entry.get("key", {}).get("descriptors") if isinstance(entry.get("key"), dict) else None
+  key = entry.get("key")
+  scored = key.get("descriptors") if isinstance(key, dict) else None
   if now is not None and scored is not None and now != scored:
     raise ConfigError(
         f"{path}: stale: the descriptor files in {folder} changed since these {task} results "

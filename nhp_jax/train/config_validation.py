@@ -163,8 +163,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                              "denoise_batch_size": _int(1)}},
     "joint": {**_COMMON, **_HPATCHES_DATA, **_DESCRIPTOR,
               "finetune": {"denoiser_workdir": _str(), "denoiser_checkpoint": _checkpoint_ref(),
-                        "descriptor_workdir": _str(), "descriptor_checkpoint": _checkpoint_ref(),
-                        "mae_weight": _float(0.0)}},
+                           "descriptor_workdir": _str(),
+                           "descriptor_checkpoint": _checkpoint_ref(),
+                           "mae_weight": _float(0.0)}},
     "dncnn_pretrain": {**_COMMON,
                        "awgn": {
                            "train_photos": _names(),

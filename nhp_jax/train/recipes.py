@@ -69,7 +69,7 @@ def _flat(array: np.ndarray) -> np.ndarray:
 
 
 def _denoiser_recipe(config, train: PatchSet, val: PatchSet, title: str,
-                   prepare: Callable = lambda s: s) -> Recipe:
+                     prepare: Callable = lambda s: s) -> Recipe:
   def train_batches(start_step, batch_size, seed):
     return pipelines.as_numpy(pipelines.denoiser_dataset(
         train, batch_size=batch_size, seed=seed, start_step=start_step))

@@ -27,8 +27,8 @@ from nhp_jax.evaluation.task_files.generate import (
 from nhp_jax.evaluation.task_files.load import FILE_BENCHMARKS, load_tasks
 
 __all__ = [
-    "OFFICIAL_N_DISTRACTORS", "OFFICIAL_N_PAIRS", "OFFICIAL_N_QUERIES", "PAIR_FILES",
-    "RETRIEVAL_FILES", "FILE_BENCHMARKS", "VENDORED_DIR", "default_cache_dir", "generate_retrieval",
+    "FILE_BENCHMARKS", "OFFICIAL_N_DISTRACTORS", "OFFICIAL_N_PAIRS", "OFFICIAL_N_QUERIES",
+    "PAIR_FILES", "RETRIEVAL_FILES", "VENDORED_DIR", "default_cache_dir", "generate_retrieval",
     "generate_verification", "load_tasks", "pair_file_text", "read_pair_file",
     "read_retrieval_file", "retrieval_file_text", "retrieval_sizes", "textured",
 ]
